@@ -1,0 +1,410 @@
+//! The style-transfer engine: the transfer network compiled per inference size, the
+//! prediction network for style vectors, and the choice of CPU or GPU.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::litert::{Environment, Hardware, LiteRtError, Network, Runtime};
+use crate::resample::{centre_square, inference_size, Resizer};
+use crate::store::VECTOR_LEN;
+use crate::tflite::{self, ModelError};
+use crate::{models, paths};
+
+pub const CONTENT_INPUT: &str = "content_image";
+pub const VECTOR_INPUT: &str = "mobilenet_conv/Conv/BiasAdd";
+pub const STYLE_INPUT: &str = "style_image";
+pub const STYLE_IMAGE_SIZE: usize = 256;
+/// The WebGPU accelerator crashes on inputs smaller than this in either dimension.
+pub const GPU_MIN_SIDE: usize = 384;
+
+pub type StyleVector = [f32; VECTOR_LEN];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Accelerator {
+    #[default]
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    LiteRt(#[from] LiteRtError),
+    #[error(
+        "model file {path} is missing: {source}. Fetch the models with \
+         `cargo run --release --bin stylize-models -- fetch` (add --mirror DIR for a local copy)"
+    )]
+    ModelMissing {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("model file {path} cannot be used: {source}")]
+    BadModel { path: PathBuf, source: ModelError },
+    #[error("model file {path} cannot be used: {source}")]
+    BadModelRuntime { path: PathBuf, source: LiteRtError },
+    #[error("the GPU accelerator is not available: {0}")]
+    GpuUnavailable(String),
+    #[error("frame of {width}x{height} is outside the supported sizes")]
+    BadFrame { width: usize, height: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub accelerator: Accelerator,
+    /// CPU threads; 0 lets the runtime choose.
+    pub threads: usize,
+    /// Long side of the inference size.
+    pub inference_size: usize,
+    /// The transfer model; by default the int8 model on the CPU, fp16 on the GPU.
+    pub transfer_model: Option<PathBuf>,
+    pub prediction_model: Option<PathBuf>,
+    pub model_dir: Option<PathBuf>,
+    /// `libLiteRt.so` or its folder.
+    pub library: Option<PathBuf>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            accelerator: Accelerator::Auto,
+            threads: default_threads(),
+            inference_size: 384,
+            transfer_model: None,
+            prediction_model: None,
+            model_dir: None,
+            library: None,
+        }
+    }
+}
+
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn read_model(path: &Path) -> Result<Arc<[u8]>, EngineError> {
+    std::fs::read(path)
+        .map(Arc::from)
+        .map_err(|source| EngineError::ModelMissing {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The transfer and prediction networks with the buffers and resizers around them.
+pub struct Engine {
+    env: Arc<Environment>,
+    hardware: Hardware,
+    threads: usize,
+    long_side: usize,
+    transfer_path: PathBuf,
+    transfer_bytes: Arc<[u8]>,
+    transfers: HashMap<(usize, usize), Network>,
+    prediction_path: PathBuf,
+    prediction: Option<Network>,
+    /// Set when `Accelerator::Auto` could not use the GPU.
+    fallback: Option<String>,
+    frame: Option<FramePath>,
+    square: Option<(usize, usize, Resizer)>,
+    style_rgb: Vec<u8>,
+}
+
+/// The resizers and scratch images for one frame size.
+struct FramePath {
+    frame: (usize, usize),
+    infer: (usize, usize),
+    down: Resizer,
+    up: Resizer,
+    small_in: Vec<u8>,
+    small_out: Vec<u8>,
+}
+
+impl Engine {
+    pub fn new(config: &EngineConfig) -> Result<Engine, EngineError> {
+        let rt = Runtime::shared(config.library.as_deref())?;
+        let env = Environment::new(rt.clone())?;
+        let model_dir = config.model_dir.clone().unwrap_or_else(paths::default_model_dir);
+        let model_path = |explicit: &Option<PathBuf>, role: &str| {
+            explicit.clone().unwrap_or_else(|| {
+                model_dir.join(models::file_for(role).unwrap_or_else(|| role.to_string()))
+            })
+        };
+        let prediction_path = model_path(&config.prediction_model, "prediction-int8");
+
+        let mut fallback = None;
+        let mut gpu_error = None;
+        if config.accelerator != Accelerator::Cpu {
+            let path = model_path(&config.transfer_model, "transfer-fp16");
+            match Self::try_gpu(&env, &rt, &path) {
+                Ok((bytes, net)) => {
+                    let mut engine = Self::assemble(config, env, Hardware::Gpu, path, bytes, prediction_path);
+                    engine.transfers.insert((net.input_dims(0)[2] as usize, net.input_dims(0)[1] as usize), net);
+                    return Ok(engine);
+                }
+                Err(e @ EngineError::ModelMissing { .. }) => return Err(e),
+                Err(e) => gpu_error = Some(e.to_string()),
+            }
+        }
+        if let Some(why) = gpu_error {
+            if config.accelerator == Accelerator::Gpu {
+                return Err(EngineError::GpuUnavailable(why));
+            }
+            fallback = Some(why);
+        }
+        let path = model_path(&config.transfer_model, "transfer-int8");
+        let bytes = read_model(&path)?;
+        tflite::inspect_transfer(&bytes).map_err(|source| EngineError::BadModel {
+            path: path.clone(),
+            source,
+        })?;
+        let mut engine = Self::assemble(config, env, Hardware::Cpu, path, bytes, prediction_path);
+        engine.fallback = fallback;
+        Ok(engine)
+    }
+
+    fn try_gpu(
+        env: &Arc<Environment>,
+        rt: &Runtime,
+        path: &Path,
+    ) -> Result<(Arc<[u8]>, Network), EngineError> {
+        let bytes = read_model(path)?;
+        if !rt.gpu_accelerator_present() {
+            return Err(EngineError::GpuUnavailable(format!(
+                "{} is not next to {}",
+                crate::litert::GPU_ACCELERATOR_NAME,
+                rt.path().display()
+            )));
+        }
+        let graph = tflite::inspect_transfer(&bytes).map_err(|source| EngineError::BadModel {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let _ = graph;
+        let net = Network::new(env.clone(), bytes.clone(), Hardware::Gpu, 0, &[])
+            .map_err(|e| EngineError::GpuUnavailable(e.to_string()))?;
+        Ok((bytes, net))
+    }
+
+    fn assemble(
+        config: &EngineConfig,
+        env: Arc<Environment>,
+        hardware: Hardware,
+        transfer_path: PathBuf,
+        transfer_bytes: Arc<[u8]>,
+        prediction_path: PathBuf,
+    ) -> Engine {
+        Engine {
+            env,
+            hardware,
+            threads: config.threads,
+            long_side: config.inference_size.max(4) / 4 * 4,
+            transfer_path,
+            transfer_bytes,
+            transfers: HashMap::new(),
+            prediction_path,
+            prediction: None,
+            fallback: None,
+            frame: None,
+            square: None,
+            style_rgb: vec![0u8; STYLE_IMAGE_SIZE * STYLE_IMAGE_SIZE * 3],
+        }
+    }
+
+    pub fn hardware(&self) -> Hardware {
+        self.hardware
+    }
+
+    /// Why `Accelerator::Auto` ended up on the CPU, if it did.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    pub fn prediction_path(&self) -> &Path {
+        &self.prediction_path
+    }
+
+    pub fn transfer_path(&self) -> &Path {
+        &self.transfer_path
+    }
+
+    /// The (width, height) the network runs at for a frame. On the GPU both sides are
+    /// kept at or above [`GPU_MIN_SIDE`], scaling up the short side and the long side
+    /// together so the aspect ratio stays.
+    pub fn inference_size_for(&self, width: usize, height: usize) -> (usize, usize) {
+        let (w, h) = inference_size(width, height, self.long_side);
+        if self.hardware == Hardware::Gpu && w.min(h) < GPU_MIN_SIDE {
+            let short = width.min(height).max(1) as f64;
+            let long = (GPU_MIN_SIDE as f64 * width.max(height) as f64 / short) as usize;
+            let long = long.div_ceil(4) * 4;
+            return inference_size(width, height, long.max(GPU_MIN_SIDE));
+        }
+        (w, h)
+    }
+
+    /// The transfer network for an inference size, compiled on first use and kept.
+    fn transfer(&mut self, width: usize, height: usize) -> Result<&mut Network, EngineError> {
+        if !self.transfers.contains_key(&(width, height)) {
+            let graph = tflite::inspect_transfer(&self.transfer_bytes).map_err(|source| {
+                EngineError::BadModel {
+                    path: self.transfer_path.clone(),
+                    source,
+                }
+            })?;
+            let native = (graph.input.1 as usize, graph.input.0 as usize);
+            let net = if native == (width, height) {
+                Network::new(self.env.clone(), self.transfer_bytes.clone(), self.hardware, self.threads, &[])
+            } else {
+                let patched = tflite::transfer_for_size(&self.transfer_bytes, height, width)
+                    .map_err(|source| EngineError::BadModel {
+                        path: self.transfer_path.clone(),
+                        source,
+                    })?;
+                let dims = [1, height as i32, width as i32, 3];
+                Network::new(
+                    self.env.clone(),
+                    Arc::from(patched),
+                    self.hardware,
+                    self.threads,
+                    &[(CONTENT_INPUT, &dims)],
+                )
+            }
+            .map_err(|source| EngineError::BadModelRuntime {
+                path: self.transfer_path.clone(),
+                source,
+            })?;
+            tracing::debug!(width, height, hardware = self.hardware.name(), "compiled transfer network");
+            self.transfers.insert((width, height), net);
+        }
+        Ok(self.transfers.get_mut(&(width, height)).expect("inserted above"))
+    }
+
+    /// Prepares resizers and the compiled network for frames of `width`x`height`.
+    pub fn prepare(&mut self, width: usize, height: usize) -> Result<(usize, usize), EngineError> {
+        if width == 0 || height == 0 {
+            return Err(EngineError::BadFrame { width, height });
+        }
+        let infer = self.inference_size_for(width, height);
+        self.transfer(infer.0, infer.1)?;
+        if self.frame.as_ref().map(|f| (f.frame, f.infer)) != Some(((width, height), infer)) {
+            self.frame = Some(FramePath {
+                frame: (width, height),
+                infer,
+                down: Resizer::new((width, height), infer),
+                up: Resizer::new(infer, (width, height)),
+                small_in: vec![0u8; infer.0 * infer.1 * 3],
+                small_out: vec![0u8; infer.0 * infer.1 * 3],
+            });
+        }
+        Ok(infer)
+    }
+
+    /// Stylizes a packed RGB frame in place (rows `stride` bytes apart).
+    pub fn stylize(
+        &mut self,
+        frame: &mut [u8],
+        stride: usize,
+        width: usize,
+        height: usize,
+        vector: &StyleVector,
+    ) -> Result<(), EngineError> {
+        let (iw, ih) = self.prepare(width, height)?;
+        let mut path = self.frame.take().expect("prepared");
+        let result = (|| {
+            path.down.resize(frame, stride, &mut path.small_in, iw * 3);
+            let net = self.transfer(iw, ih)?;
+            let content = net.input_index(CONTENT_INPUT)?;
+            let style = net.input_index(VECTOR_INPUT)?;
+            net.write_input(content, |t| {
+                for (o, &i) in t.iter_mut().zip(&path.small_in) {
+                    *o = i as f32 / 255.0;
+                }
+            })?;
+            net.write_input(style, |t| t.copy_from_slice(vector))?;
+            net.run()?;
+            net.read_output(0, |t| {
+                for (o, &v) in path.small_out.iter_mut().zip(t) {
+                    *o = (v * 255.0).round_ties_even().clamp(0.0, 255.0) as u8;
+                }
+            })?;
+            path.up.resize(&path.small_out, iw * 3, frame, stride);
+            Ok(())
+        })();
+        self.frame = Some(path);
+        result
+    }
+
+    fn prediction(&mut self) -> Result<&mut Network, EngineError> {
+        if self.prediction.is_none() {
+            let bytes = read_model(&self.prediction_path)?;
+            let net = Network::new(self.env.clone(), bytes, self.hardware, self.threads, &[])
+                .or_else(|e| {
+                    if self.hardware == Hardware::Gpu {
+                        Network::new(
+                            self.env.clone(),
+                            read_model(&self.prediction_path).map_err(|_| e)?,
+                            Hardware::Cpu,
+                            self.threads,
+                            &[],
+                        )
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|source| EngineError::BadModelRuntime {
+                    path: self.prediction_path.clone(),
+                    source,
+                })?;
+            self.prediction = Some(net);
+        }
+        Ok(self.prediction.as_mut().expect("set above"))
+    }
+
+    /// The style vector of a packed RGB image: centre square, bilinear to 256x256, /255.
+    pub fn style_vector(
+        &mut self,
+        rgb: &[u8],
+        stride: usize,
+        width: usize,
+        height: usize,
+    ) -> Result<StyleVector, EngineError> {
+        if width == 0 || height == 0 {
+            return Err(EngineError::BadFrame { width, height });
+        }
+        let (left, top, side) = centre_square(width, height);
+        let fits = matches!(&self.square, Some((s, _, _)) if *s == side);
+        if !fits {
+            self.square = Some((side, side, Resizer::new((side, side), (STYLE_IMAGE_SIZE, STYLE_IMAGE_SIZE))));
+        }
+        let (_, _, resizer) = self.square.as_mut().expect("set above");
+        let crop = &rgb[top * stride + left * 3..];
+        resizer.resize(crop, stride, &mut self.style_rgb, STYLE_IMAGE_SIZE * 3);
+        let style_rgb = std::mem::take(&mut self.style_rgb);
+        let result = (|| {
+            let net = self.prediction()?;
+            let input = net.input_index(STYLE_INPUT)?;
+            net.write_input(input, |t| {
+                for (o, &i) in t.iter_mut().zip(&style_rgb) {
+                    *o = i as f32 / 255.0;
+                }
+            })?;
+            net.run()?;
+            let mut v = [0f32; VECTOR_LEN];
+            net.read_output(0, |t| v.copy_from_slice(&t[..VECTOR_LEN]))?;
+            Ok(v)
+        })();
+        self.style_rgb = style_rgb;
+        result
+    }
+}
+
+/// `blend * frame + (1 - blend) * style`, element-wise.
+pub fn blend_vectors(style: &[f32], frame: &[f32], blend: f32) -> StyleVector {
+    let mut out = [0f32; VECTOR_LEN];
+    for ((o, &s), &f) in out.iter_mut().zip(style).zip(frame) {
+        *o = blend * f + (1.0 - blend) * s;
+    }
+    out
+}

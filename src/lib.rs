@@ -1,0 +1,18 @@
+//! stylize: live neural style transfer on the LiteRT runtime.
+//!
+//! - [`litert`]: our FFI over `libLiteRt.so`, loaded at run time;
+//! - [`tflite`]: the flatbuffer patch that gives the transfer network other sizes;
+//! - [`engine`]: the transfer and prediction networks around a frame;
+//! - [`resample`]: Pillow-compatible bilinear resizing;
+//! - [`store`]: the style store;
+//! - [`models`]: the model manifest and fetch step.
+
+pub mod engine;
+pub mod litert;
+pub mod models;
+pub mod paths;
+pub mod resample;
+pub mod store;
+pub mod tflite;
+
+pub use engine::{Accelerator, Engine, EngineConfig, EngineError, StyleVector};

@@ -1,0 +1,282 @@
+//! Bilinear resampling of packed RGB images with the semantics of Pillow's
+//! `Image.resize(..., BILINEAR)`: a triangle filter widened by the scale factor when
+//! shrinking (so downscaling averages, not skips), fixed-point weights, and the
+//! horizontal pass before the vertical one. The reference implementation resizes with
+//! Pillow, so matching it here keeps the element's output comparable pixel for pixel.
+//!
+//! Weight tables and the intermediate image are built once per size pair; `resize`
+//! itself allocates nothing.
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+const CHANNELS: usize = 3;
+
+/// Weights for one axis: for each output index, the first input index and its taps.
+#[derive(Debug, Clone)]
+struct Axis {
+    first: Vec<usize>,
+    taps: Vec<usize>,
+    ksize: usize,
+    weights: Vec<i32>,
+}
+
+impl Axis {
+    fn new(in_size: usize, out_size: usize) -> Axis {
+        let scale = in_size as f64 / out_size as f64;
+        let filterscale = scale.max(1.0);
+        let support = filterscale; // bilinear support is 1.0
+        let ksize = support.ceil() as usize * 2 + 1;
+        let mut first = Vec::with_capacity(out_size);
+        let mut taps = Vec::with_capacity(out_size);
+        let mut weights = vec![0i32; out_size * ksize];
+        let mut k = vec![0f64; ksize];
+        for xx in 0..out_size {
+            let center = (xx as f64 + 0.5) * scale;
+            let ss = 1.0 / filterscale;
+            // Truncation toward zero, as the C cast in Pillow.
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let n = xmax.saturating_sub(xmin).min(ksize);
+            let mut total = 0.0;
+            for (x, kx) in k.iter_mut().enumerate().take(n) {
+                let t = ((x + xmin) as f64 - center + 0.5) * ss;
+                let w = (1.0 - t.abs()).max(0.0);
+                *kx = w;
+                total += w;
+            }
+            for (x, kx) in k.iter().enumerate().take(n) {
+                let w = if total != 0.0 { kx / total } else { 0.0 };
+                let fixed = w * (1u32 << PRECISION_BITS) as f64;
+                weights[xx * ksize + x] = if fixed < 0.0 {
+                    (fixed - 0.5) as i32
+                } else {
+                    (fixed + 0.5) as i32
+                };
+            }
+            first.push(xmin);
+            taps.push(n);
+        }
+        Axis {
+            first,
+            taps,
+            ksize,
+            weights,
+        }
+    }
+
+    fn span(&self) -> (usize, usize) {
+        let lo = self.first.iter().copied().min().unwrap_or(0);
+        let hi = self
+            .first
+            .iter()
+            .zip(&self.taps)
+            .map(|(f, t)| f + t)
+            .max()
+            .unwrap_or(0);
+        (lo, hi)
+    }
+}
+
+#[inline]
+fn clip8(acc: i64) -> u8 {
+    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes RGB images of one size to another.
+#[derive(Debug, Clone)]
+pub struct Resizer {
+    src: (usize, usize),
+    dst: (usize, usize),
+    horizontal: Option<Axis>,
+    vertical: Option<Axis>,
+    rows: (usize, usize),
+    tmp: Vec<u8>,
+}
+
+impl Resizer {
+    /// A resizer from `src` (width, height) to `dst` (width, height).
+    pub fn new(src: (usize, usize), dst: (usize, usize)) -> Resizer {
+        let horizontal = (src.0 != dst.0).then(|| Axis::new(src.0, dst.0));
+        let vertical = (src.1 != dst.1).then(|| Axis::new(src.1, dst.1));
+        let rows = vertical.as_ref().map(Axis::span).unwrap_or((0, src.1));
+        let tmp = if horizontal.is_some() && vertical.is_some() {
+            vec![0u8; (rows.1 - rows.0) * dst.0 * CHANNELS]
+        } else {
+            Vec::new()
+        };
+        Resizer {
+            src,
+            dst,
+            horizontal,
+            vertical,
+            rows,
+            tmp,
+        }
+    }
+
+    pub fn src(&self) -> (usize, usize) {
+        self.src
+    }
+
+    pub fn dst(&self) -> (usize, usize) {
+        self.dst
+    }
+
+    /// Resizes `src` (rows `src_stride` bytes apart) into `dst` (rows `dst_stride` apart).
+    pub fn resize(&mut self, src: &[u8], src_stride: usize, dst: &mut [u8], dst_stride: usize) {
+        let (sw, sh) = self.src;
+        let (dw, dh) = self.dst;
+        match (&self.horizontal, &self.vertical) {
+            (None, None) => {
+                for y in 0..sh {
+                    dst[y * dst_stride..y * dst_stride + sw * CHANNELS]
+                        .copy_from_slice(&src[y * src_stride..y * src_stride + sw * CHANNELS]);
+                }
+            }
+            (Some(h), None) => horizontal_pass(h, src, src_stride, 0..sh, dst, dst_stride, dw),
+            (None, Some(v)) => vertical_pass(v, src, src_stride, 0, dst, dst_stride, dw, dh),
+            (Some(h), Some(v)) => {
+                let tmp_stride = dw * CHANNELS;
+                horizontal_pass(
+                    h,
+                    src,
+                    src_stride,
+                    self.rows.0..self.rows.1,
+                    &mut self.tmp,
+                    tmp_stride,
+                    dw,
+                );
+                vertical_pass(
+                    v,
+                    &self.tmp,
+                    tmp_stride,
+                    self.rows.0,
+                    dst,
+                    dst_stride,
+                    dw,
+                    dh,
+                );
+            }
+        }
+    }
+}
+
+fn horizontal_pass(
+    axis: &Axis,
+    src: &[u8],
+    src_stride: usize,
+    rows: std::ops::Range<usize>,
+    dst: &mut [u8],
+    dst_stride: usize,
+    dw: usize,
+) {
+    let start = rows.start;
+    for y in rows {
+        let s = &src[y * src_stride..];
+        let d = &mut dst[(y - start) * dst_stride..];
+        for x in 0..dw {
+            let first = axis.first[x];
+            let w = &axis.weights[x * axis.ksize..x * axis.ksize + axis.taps[x]];
+            let mut acc = [1i64 << (PRECISION_BITS - 1); CHANNELS];
+            for (i, &wi) in w.iter().enumerate() {
+                let p = (first + i) * CHANNELS;
+                for c in 0..CHANNELS {
+                    acc[c] += s[p + c] as i64 * wi as i64;
+                }
+            }
+            for c in 0..CHANNELS {
+                d[x * CHANNELS + c] = clip8(acc[c]);
+            }
+        }
+    }
+}
+
+/// `src` row 0 is input row `row_offset`.
+#[allow(clippy::too_many_arguments)]
+fn vertical_pass(
+    axis: &Axis,
+    src: &[u8],
+    src_stride: usize,
+    row_offset: usize,
+    dst: &mut [u8],
+    dst_stride: usize,
+    dw: usize,
+    dh: usize,
+) {
+    for y in 0..dh {
+        let first = axis.first[y] - row_offset;
+        let w = &axis.weights[y * axis.ksize..y * axis.ksize + axis.taps[y]];
+        let d = &mut dst[y * dst_stride..y * dst_stride + dw * CHANNELS];
+        for (x, out) in d.iter_mut().enumerate() {
+            let mut acc = 1i64 << (PRECISION_BITS - 1);
+            for (i, &wi) in w.iter().enumerate() {
+                acc += src[(first + i) * src_stride + x] as i64 * wi as i64;
+            }
+            *out = clip8(acc);
+        }
+    }
+}
+
+/// The inference size for a frame: the long side becomes `long_side`, the short side
+/// keeps the aspect ratio, rounded to the nearest multiple of 4 (at least 4).
+/// Returns (width, height).
+pub fn inference_size(width: usize, height: usize, long_side: usize) -> (usize, usize) {
+    let round4 = |x: f64| (((x / 4.0).round() as usize) * 4).max(4);
+    if width >= height {
+        (long_side, round4(height as f64 * long_side as f64 / width as f64))
+    } else {
+        (round4(width as f64 * long_side as f64 / height as f64), long_side)
+    }
+}
+
+/// The centred square of a `width`x`height` image: (left, top, side).
+pub fn centre_square(width: usize, height: usize) -> (usize, usize, usize) {
+    let side = width.min(height);
+    ((width - side) / 2, (height - side) / 2, side)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inference_sizes_match_the_reference() {
+        assert_eq!(inference_size(640, 480, 384), (384, 288));
+        assert_eq!(inference_size(1280, 720, 384), (384, 216));
+        assert_eq!(inference_size(384, 384, 384), (384, 384));
+        assert_eq!(inference_size(480, 640, 384), (288, 384));
+        assert_eq!(inference_size(16, 3840, 384), (4, 384));
+        assert_eq!(inference_size(17, 17, 384), (384, 384));
+    }
+
+    #[test]
+    fn identity_copies_and_constant_stays_constant() {
+        let src: Vec<u8> = (0..4 * 3 * 3).map(|i| i as u8).collect();
+        let mut dst = vec![0u8; src.len()];
+        Resizer::new((4, 3), (4, 3)).resize(&src, 12, &mut dst, 12);
+        assert_eq!(src, dst);
+
+        let flat = vec![77u8; 33 * 17 * 3];
+        for dst_size in [(10, 5), (64, 40), (33, 40), (5, 17)] {
+            let mut out = vec![0u8; dst_size.0 * dst_size.1 * 3];
+            Resizer::new((33, 17), dst_size).resize(&flat, 33 * 3, &mut out, dst_size.0 * 3);
+            assert!(out.iter().all(|&v| v == 77), "{dst_size:?}");
+        }
+    }
+
+    #[test]
+    fn halving_averages_neighbours() {
+        // 4x1 -> 2x1 with Pillow's bilinear: support 2, weights (1/8, 3/8, 3/8, 1/8)
+        // around centres 1.0 and 3.0, clipped at the border.
+        let src = [0u8, 0, 0, 100, 100, 100, 200, 200, 200, 255, 255, 255];
+        let mut out = [0u8; 6];
+        Resizer::new((4, 1), (2, 1)).resize(&src, 12, &mut out, 6);
+        // x=0: taps 0..3 at t=(-0.5,0,..): weights 0.75,0.75,0.25 over 0,1,2 -> 300/ ...
+        let w = |ts: &[f64], vs: &[f64]| {
+            let ws: Vec<f64> = ts.iter().map(|t: &f64| (1.0 - t.abs()).max(0.0)).collect();
+            let s: f64 = ws.iter().sum();
+            (ws.iter().zip(vs).map(|(a, b)| a * b).sum::<f64>() / s).round() as u8
+        };
+        assert_eq!(out[0], w(&[-0.25, 0.25, 0.75], &[0.0, 100.0, 200.0]));
+        assert_eq!(out[3], w(&[-0.75, -0.25, 0.25], &[100.0, 200.0, 255.0]));
+    }
+}
