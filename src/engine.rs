@@ -126,7 +126,10 @@ impl Engine {
     pub fn new(config: &EngineConfig) -> Result<Engine, EngineError> {
         let rt = Runtime::shared(config.library.as_deref())?;
         let env = Environment::new(rt.clone())?;
-        let model_dir = config.model_dir.clone().unwrap_or_else(paths::default_model_dir);
+        let model_dir = config
+            .model_dir
+            .clone()
+            .unwrap_or_else(paths::default_model_dir);
         let model_path = |explicit: &Option<PathBuf>, role: &str| {
             explicit.clone().unwrap_or_else(|| {
                 model_dir.join(models::file_for(role).unwrap_or_else(|| role.to_string()))
@@ -135,24 +138,21 @@ impl Engine {
         let prediction_path = model_path(&config.prediction_model, "prediction-int8");
 
         let mut fallback = None;
-        let mut gpu_error = None;
         if config.accelerator != Accelerator::Cpu {
             let path = model_path(&config.transfer_model, "transfer-fp16");
             match Self::try_gpu(&env, &rt, &path) {
                 Ok((bytes, net)) => {
-                    let mut engine = Self::assemble(config, env, Hardware::Gpu, path, bytes, prediction_path);
-                    engine.transfers.insert((net.input_dims(0)[2] as usize, net.input_dims(0)[1] as usize), net);
+                    let mut engine =
+                        Self::assemble(config, env, Hardware::Gpu, path, bytes, prediction_path);
+                    let dims = net.input_dims(net.input_index(CONTENT_INPUT)?);
+                    engine
+                        .transfers
+                        .insert((dims[2] as usize, dims[1] as usize), net);
                     return Ok(engine);
                 }
-                Err(e @ EngineError::ModelMissing { .. }) => return Err(e),
-                Err(e) => gpu_error = Some(e.to_string()),
+                Err(e) if config.accelerator == Accelerator::Gpu => return Err(e),
+                Err(e) => fallback = Some(e.to_string()),
             }
-        }
-        if let Some(why) = gpu_error {
-            if config.accelerator == Accelerator::Gpu {
-                return Err(EngineError::GpuUnavailable(why));
-            }
-            fallback = Some(why);
         }
         let path = model_path(&config.transfer_model, "transfer-int8");
         let bytes = read_model(&path)?;
@@ -171,21 +171,27 @@ impl Engine {
         path: &Path,
     ) -> Result<(Arc<[u8]>, Network), EngineError> {
         let bytes = read_model(path)?;
-        if !rt.gpu_accelerator_present() {
-            return Err(EngineError::GpuUnavailable(format!(
-                "{} is not next to {}",
-                crate::litert::GPU_ACCELERATOR_NAME,
-                rt.path().display()
-            )));
-        }
-        let graph = tflite::inspect_transfer(&bytes).map_err(|source| EngineError::BadModel {
+        tflite::inspect_transfer(&bytes).map_err(|source| EngineError::BadModel {
             path: path.to_path_buf(),
             source,
         })?;
-        let _ = graph;
-        let net = Network::new(env.clone(), bytes.clone(), Hardware::Gpu, 0, &[])
-            .map_err(|e| EngineError::GpuUnavailable(e.to_string()))?;
-        Ok((bytes, net))
+        if let Some(reason) = rt.gpu_failure() {
+            return Err(EngineError::GpuUnavailable(reason));
+        }
+        let reason = if !rt.gpu_accelerator_present() {
+            format!(
+                "{} is not next to {}",
+                crate::litert::GPU_ACCELERATOR_NAME,
+                rt.path().display()
+            )
+        } else {
+            match Network::new(env.clone(), bytes.clone(), Hardware::Gpu, 0, &[]) {
+                Ok(net) => return Ok((bytes, net)),
+                Err(e) => e.to_string(),
+            }
+        };
+        rt.set_gpu_failure(&reason);
+        Err(EngineError::GpuUnavailable(reason))
     }
 
     fn assemble(
@@ -255,7 +261,13 @@ impl Engine {
             })?;
             let native = (graph.input.1 as usize, graph.input.0 as usize);
             let net = if native == (width, height) {
-                Network::new(self.env.clone(), self.transfer_bytes.clone(), self.hardware, self.threads, &[])
+                Network::new(
+                    self.env.clone(),
+                    self.transfer_bytes.clone(),
+                    self.hardware,
+                    self.threads,
+                    &[],
+                )
             } else {
                 let patched = tflite::transfer_for_size(&self.transfer_bytes, height, width)
                     .map_err(|source| EngineError::BadModel {
@@ -275,10 +287,18 @@ impl Engine {
                 path: self.transfer_path.clone(),
                 source,
             })?;
-            tracing::debug!(width, height, hardware = self.hardware.name(), "compiled transfer network");
+            tracing::debug!(
+                width,
+                height,
+                hardware = self.hardware.name(),
+                "compiled transfer network"
+            );
             self.transfers.insert((width, height), net);
         }
-        Ok(self.transfers.get_mut(&(width, height)).expect("inserted above"))
+        Ok(self
+            .transfers
+            .get_mut(&(width, height))
+            .expect("inserted above"))
     }
 
     /// Prepares resizers and the compiled network for frames of `width`x`height`.
@@ -376,7 +396,11 @@ impl Engine {
         let (left, top, side) = centre_square(width, height);
         let fits = matches!(&self.square, Some((s, _, _)) if *s == side);
         if !fits {
-            self.square = Some((side, side, Resizer::new((side, side), (STYLE_IMAGE_SIZE, STYLE_IMAGE_SIZE))));
+            self.square = Some((
+                side,
+                side,
+                Resizer::new((side, side), (STYLE_IMAGE_SIZE, STYLE_IMAGE_SIZE)),
+            ));
         }
         let (_, _, resizer) = self.square.as_mut().expect("set above");
         let crop = &rgb[top * stride + left * 3..];

@@ -176,7 +176,9 @@ pub fn fetch(
         FetchOutcome::Downloaded
     };
     verify(entry, partial.path()).map_err(|e| match e {
-        FetchError::Size { found, expected, .. } => FetchError::Size {
+        FetchError::Size {
+            found, expected, ..
+        } => FetchError::Size {
             path: dest.clone(),
             found,
             expected,
@@ -190,11 +192,9 @@ pub fn fetch(
         },
         other => other,
     })?;
-    partial
-        .persist(&dest)
-        .map_err(|e| FetchError::Io {
-            path: dest.clone(),
-            source: e.error,
-        })?;
+    partial.persist(&dest).map_err(|e| FetchError::Io {
+        path: dest.clone(),
+        source: e.error,
+    })?;
     Ok(outcome)
 }

@@ -222,9 +222,15 @@ fn vertical_pass(
 pub fn inference_size(width: usize, height: usize, long_side: usize) -> (usize, usize) {
     let round4 = |x: f64| (((x / 4.0).round() as usize) * 4).max(4);
     if width >= height {
-        (long_side, round4(height as f64 * long_side as f64 / width as f64))
+        (
+            long_side,
+            round4(height as f64 * long_side as f64 / width as f64),
+        )
     } else {
-        (round4(width as f64 * long_side as f64 / height as f64), long_side)
+        (
+            round4(width as f64 * long_side as f64 / height as f64),
+            long_side,
+        )
     }
 }
 

@@ -208,13 +208,19 @@ mod tests {
     #[test]
     fn rejects_bad_documents() {
         let p = Path::new("x.json");
-        assert!(matches!(Store::parse("{", p), Err(StoreError::Parse { .. })));
+        assert!(matches!(
+            Store::parse("{", p),
+            Err(StoreError::Parse { .. })
+        ));
         assert!(matches!(
             Store::parse(r#"{"version":2,"styles":[]}"#, p),
             Err(StoreError::Version { found: 2, .. })
         ));
         let short = r#"{"version":1,"styles":[{"id":"a","name":"A","vector":[1,2]}]}"#;
-        assert!(matches!(Store::parse(short, p), Err(StoreError::BadStyle { .. })));
+        assert!(matches!(
+            Store::parse(short, p),
+            Err(StoreError::BadStyle { .. })
+        ));
         assert!(!valid_id("../x"));
         assert!(valid_id("monet_2"));
     }

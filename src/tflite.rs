@@ -246,10 +246,7 @@ pub fn inspect_transfer(bytes: &[u8]) -> Result<TransferGraph> {
         if data.len != 8 {
             return Err(ModelError::Malformed("resize size is not two int32"));
         }
-        let size = (
-            model.buf.i32(data.data)?,
-            model.buf.i32(data.data + 4)?,
-        );
+        let size = (model.buf.i32(data.data)?, model.buf.i32(data.data + 4)?);
         if !resizes.iter().any(|r| r.offset == data.data) {
             resizes.push(ResizeConstant {
                 offset: data.data,

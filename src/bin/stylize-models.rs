@@ -65,7 +65,10 @@ fn main() -> Result<()> {
                 }
             }
             if failed > 0 {
-                bail!("{failed} model file(s) missing or wrong in {}", dest.display());
+                bail!(
+                    "{failed} model file(s) missing or wrong in {}",
+                    dest.display()
+                );
             }
         }
         Cmd::List => {

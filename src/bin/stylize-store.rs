@@ -105,7 +105,10 @@ fn add(
     let mut store = Store::load_or_default(store_path)?;
     let images: Vec<PathBuf> = if image.is_dir() {
         if id.is_some() || name.is_some() {
-            bail!("--id and --name name a single image, but {} is a folder", image.display());
+            bail!(
+                "--id and --name name a single image, but {} is a folder",
+                image.display()
+            );
         }
         let mut found: Vec<PathBuf> = std::fs::read_dir(image)
             .with_context(|| format!("reading folder {}", image.display()))?
@@ -147,9 +150,7 @@ fn add(
             bail!("style id {style_id:?} may only use letters, digits, '-', '_' and '.'");
         }
         bar.set_message(style_id.clone());
-        let rgb = image::open(path)
-            .with_context(|| format!("cannot read image {}", path.display()))?
-            .to_rgb8();
+        let rgb = load_rgb(path)?;
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         let vector = engine
             .style_vector(rgb.as_raw(), w * 3, w, h)
@@ -170,11 +171,36 @@ fn add(
     store.save(store_path)?;
     println!(
         "{} {} in {}",
-        if added.len() == 1 { "added" } else { "added styles" },
+        if added.len() == 1 {
+            "added"
+        } else {
+            "added styles"
+        },
         added.join(", "),
         store_path.display()
     );
     Ok(())
+}
+
+/// Decodes an image to RGB. A JPEG must end with its end-of-image marker: the decoder
+/// would otherwise fill a cut-off file with grey and give a wrong vector silently.
+fn load_rgb(path: &Path) -> Result<image::RgbImage> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+    let format = image::guess_format(&bytes)
+        .with_context(|| format!("{} is not a JPEG or PNG image", path.display()))?;
+    if format == image::ImageFormat::Jpeg {
+        let end = bytes.iter().rposition(|&b| b != 0).unwrap_or(0);
+        if end < 1 || bytes[end - 1..=end] != [0xff, 0xd9] {
+            bail!(
+                "{} is truncated: the JPEG has no end-of-image marker",
+                path.display()
+            );
+        }
+    }
+    Ok(image::load_from_memory_with_format(&bytes, format)
+        .with_context(|| format!("cannot decode image {}", path.display()))?
+        .to_rgb8())
 }
 
 fn has_image_extension(path: &Path) -> bool {

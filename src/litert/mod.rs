@@ -20,7 +20,7 @@ pub const LIBRARY_ENV: &str = "STYLIZE_LITERT_LIB";
 #[derive(Debug, thiserror::Error)]
 pub enum LiteRtError {
     #[error(
-        "the LiteRT runtime ({LIBRARY_NAME}) was not found; tried: {tried}. \
+        "the LiteRT runtime ({LIBRARY_NAME}) could not be loaded; tried: {tried}. \
          Install it with `scripts/setup-litert.sh` (it fetches {WHEEL}), \
          or point {LIBRARY_ENV} or the element's `litert-library` property at it"
     )]
@@ -70,6 +70,8 @@ fn check(call: &'static str, status: ffi::Status) -> Result<(), LiteRtError> {
 pub struct Runtime {
     api: ffi::Api,
     path: PathBuf,
+    /// Why the GPU accelerator failed in this process, so later engines skip the probe.
+    gpu_failure: std::sync::Mutex<Option<String>>,
     _lib: libloading::Library,
 }
 
@@ -80,19 +82,21 @@ impl std::fmt::Debug for Runtime {
 }
 
 /// Where `libLiteRt.so` is looked for, in order: the explicit path (element property),
-/// `$STYLIZE_LITERT_LIB`, the project's install location, then the system search path.
+/// else `$STYLIZE_LITERT_LIB`, else the project's install locations and then the system
+/// search path. A path the user named is the only candidate, so a typo is an error
+/// rather than a silent fallback to another copy.
 pub fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
     let as_library = |p: PathBuf| if p.is_dir() { p.join(LIBRARY_NAME) } else { p };
     if let Some(p) = explicit {
-        out.push(as_library(p.to_path_buf()));
+        return vec![as_library(p.to_path_buf())];
     }
     if let Some(p) = std::env::var_os(LIBRARY_ENV).filter(|v| !v.is_empty()) {
-        out.push(as_library(PathBuf::from(p)));
+        return vec![as_library(PathBuf::from(p))];
     }
-    for dir in paths::litert_dirs() {
-        out.push(dir.join(LIBRARY_NAME));
-    }
+    let mut out: Vec<PathBuf> = paths::litert_dirs()
+        .into_iter()
+        .map(|dir| dir.join(LIBRARY_NAME))
+        .collect();
     // A bare name makes dlopen search the system path (ld.so.cache, LD_LIBRARY_PATH).
     out.push(PathBuf::from(LIBRARY_NAME));
     out
@@ -104,7 +108,7 @@ impl Runtime {
         let mut tried = Vec::new();
         for candidate in candidates(explicit) {
             let bare = candidate.components().count() == 1;
-            if !bare && !candidate.is_file() {
+            if !bare && !candidate.exists() {
                 tried.push(format!("{} (no such file)", candidate.display()));
                 continue;
             }
@@ -121,10 +125,10 @@ impl Runtime {
 
     /// Loads the library once per process and path; later calls share it.
     pub fn shared(explicit: Option<&Path>) -> Result<Arc<Runtime>, LiteRtError> {
-        static CACHE: OnceLock<std::sync::Mutex<HashMap<Option<PathBuf>, Arc<Runtime>>>> =
+        static CACHE: OnceLock<std::sync::Mutex<HashMap<Vec<PathBuf>, Arc<Runtime>>>> =
             OnceLock::new();
         let cache = CACHE.get_or_init(Default::default);
-        let key = explicit.map(Path::to_path_buf);
+        let key = candidates(explicit);
         let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rt) = cache.get(&key) {
             return Ok(rt.clone());
@@ -153,6 +157,7 @@ impl Runtime {
         Ok(Arc::new(Runtime {
             api,
             path: resolved,
+            gpu_failure: Default::default(),
             _lib: lib,
         }))
     }
@@ -164,6 +169,17 @@ impl Runtime {
     /// The folder that holds the runtime, where the GPU accelerator is expected too.
     pub fn dir(&self) -> Option<&Path> {
         self.path.parent().filter(|p| !p.as_os_str().is_empty())
+    }
+
+    pub fn gpu_failure(&self) -> Option<String> {
+        self.gpu_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_gpu_failure(&self, reason: &str) {
+        *self.gpu_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
     }
 
     pub fn gpu_accelerator_present(&self) -> bool {
@@ -500,12 +516,7 @@ impl Network {
                     } else {
                         check(
                             "LiteRtGetCompiledModelOutputBufferRequirements",
-                            (api.get_output_buffer_requirements)(
-                                self.compiled,
-                                0,
-                                i,
-                                &mut reqs,
-                            ),
+                            (api.get_output_buffer_requirements)(self.compiled, 0, i, &mut reqs),
                         )?;
                     }
                     check(
@@ -647,7 +658,11 @@ impl Drop for Network {
         // SAFETY: each handle was created by this Network and is destroyed once, buffers
         // and compiled model before the model they came from.
         unsafe {
-            for b in self.input_buffers.drain(..).chain(self.output_buffers.drain(..)) {
+            for b in self
+                .input_buffers
+                .drain(..)
+                .chain(self.output_buffers.drain(..))
+            {
                 (api.destroy_tensor_buffer)(b);
             }
             if !self.compiled.is_null() {

@@ -341,11 +341,14 @@ impl BaseTransformImpl for Stylize {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let store_path = settings.store.clone().unwrap_or_else(paths::default_store);
-        let store = Store::load(&store_path).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e])
-        })?;
+        let store = Store::load(&store_path)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
         let style = store.get(&settings.style).ok_or_else(|| {
             gst::error_msg!(
                 gst::LibraryError::Settings,
@@ -370,7 +373,10 @@ impl BaseTransformImpl for Stylize {
             gst::element_imp_warning!(
                 self,
                 gst::LibraryError::Init,
-                ["GPU accelerator unavailable, running on the CPU: {}", reason]
+                [
+                    "GPU accelerator unavailable, running on the CPU: {}",
+                    reason
+                ]
             );
         }
         gst::info!(
@@ -510,7 +516,15 @@ impl VideoFilterImpl for Stylize {
             None => {
                 let stride = frame.plane_stride()[0] as usize;
                 let data = frame.plane_data_mut(0).map_err(|_| gst::FlowError::Error)?;
-                stylize_rgb(state_parts(state), data, stride, w, h, blend, blend_interval)
+                stylize_rgb(
+                    state_parts(state),
+                    data,
+                    stride,
+                    w,
+                    h,
+                    blend,
+                    blend_interval,
+                )
             }
             Some(conv) => {
                 let rgb = conv.rgb.get_mut().ok_or(gst::FlowError::Error)?;
@@ -543,7 +557,14 @@ impl VideoFilterImpl for Stylize {
 
         let elapsed = started.elapsed();
         let took = gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64);
-        gst::trace!(CAT, imp = self, "frame {}x{} took {:.2} ms", w, h, elapsed.as_secs_f64() * 1e3);
+        gst::trace!(
+            CAT,
+            imp = self,
+            "frame {}x{} took {:.2} ms",
+            w,
+            h,
+            elapsed.as_secs_f64() * 1e3
+        );
         let latency_grew = {
             let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             stats.last_inference_ms = elapsed.as_secs_f64() * 1e3;

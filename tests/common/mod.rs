@@ -1,0 +1,251 @@
+//! Shared helpers for the integration tests: paths, the reference implementation,
+//! pipelines with appsrc/appsink, and image comparison.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+use std::time::Duration;
+
+use gst::prelude::*;
+use gst_video::prelude::*;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn shared() -> PathBuf {
+    root().join("../shared")
+}
+
+pub fn model(role: &str) -> PathBuf {
+    stylize::paths::default_model_dir().join(stylize::models::file_for(role).expect("known role"))
+}
+
+pub fn default_store() -> stylize::store::Store {
+    stylize::store::Store::load(&root().join("models/styles.json")).expect("default store loads")
+}
+
+/// Runs `reference.py` with the project's venv.
+pub fn reference(args: &[&str]) -> String {
+    let python = root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup.sh to create the reference venv",
+        python.display()
+    );
+    let out = Command::new(python)
+        .arg(shared().join("reference/reference.py"))
+        .args(args)
+        .output()
+        .expect("reference.py runs");
+    assert!(
+        out.status.success(),
+        "reference.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+pub fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        gst::init().expect("GStreamer initialises");
+        gststylize::plugin_register_static().expect("stylize registers");
+    });
+}
+
+/// A packed RGB image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rgb {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl Rgb {
+    pub fn load(path: &Path) -> Rgb {
+        let img = image::open(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .to_rgb8();
+        Rgb {
+            width: img.width() as usize,
+            height: img.height() as usize,
+            data: img.into_raw(),
+        }
+    }
+
+    pub fn save_png(&self, path: &Path) {
+        image::save_buffer(
+            path,
+            &self.data,
+            self.width as u32,
+            self.height as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .expect("png written");
+    }
+
+    /// Copies the image out of a mapped RGB video frame (stride removed).
+    pub fn from_sample(sample: &gst::Sample) -> Rgb {
+        let caps = sample.caps().expect("sample caps");
+        let info = gst_video::VideoInfo::from_caps(caps).expect("video caps");
+        assert_eq!(info.format(), gst_video::VideoFormat::Rgb);
+        let buffer = sample.buffer().expect("sample buffer");
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).expect("frame maps");
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let stride = frame.plane_stride()[0] as usize;
+        let plane = frame.plane_data(0).expect("plane 0");
+        let mut data = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            data.extend_from_slice(&plane[y * stride..y * stride + w * 3]);
+        }
+        Rgb {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+}
+
+pub fn psnr(a: &Rgb, b: &Rgb) -> f64 {
+    assert_eq!((a.width, a.height), (b.width, b.height), "sizes differ");
+    let mse = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum::<f64>()
+        / a.data.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let na: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+/// What a finished pipeline reported.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub samples: Vec<gst::Sample>,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+fn describe(err: &glib::Error, debug: Option<&glib::GString>) -> String {
+    format!("{err} ({})", debug.map(|d| d.as_str()).unwrap_or(""))
+}
+
+use gst::glib;
+
+/// Runs a `gst-launch`-style description whose last element is `appsink name=sink`,
+/// until EOS or error, collecting every sample.
+pub fn run_pipeline(description: &str) -> Outcome {
+    init();
+    let pipeline = gst::parse::launch(description)
+        .unwrap_or_else(|e| panic!("{description}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+    let sink = pipeline
+        .by_name("sink")
+        .expect("appsink named sink")
+        .downcast::<gst_app::AppSink>()
+        .expect("appsink");
+    sink.set_property("sync", false);
+    drive(&pipeline, Some(&sink), |_| {})
+}
+
+/// Plays `pipeline`, pulls samples from `sink`, calls `on_sample` with the running count,
+/// and stops at EOS or the first error (errors are returned, not panicked on).
+pub fn drive(
+    pipeline: &gst::Pipeline,
+    sink: Option<&gst_app::AppSink>,
+    mut on_sample: impl FnMut(usize),
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let bus = pipeline.bus().expect("bus");
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        collect_messages(&bus, &mut outcome, Duration::from_millis(200));
+        let _ = pipeline.set_state(gst::State::Null);
+        if outcome.errors.is_empty() {
+            outcome.errors.push("state change to PLAYING failed".into());
+        }
+        return outcome;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Some(sink) = sink {
+            if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(20)) {
+                outcome.samples.push(sample);
+                on_sample(outcome.samples.len());
+                continue;
+            }
+        }
+        let done = collect_messages(&bus, &mut outcome, Duration::from_millis(5));
+        if done || !outcome.errors.is_empty() || std::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    if let Some(sink) = sink {
+        while let Some(sample) = sink.try_pull_sample(gst::ClockTime::ZERO) {
+            outcome.samples.push(sample);
+        }
+    }
+    pipeline.set_state(gst::State::Null).expect("to NULL");
+    outcome
+}
+
+/// Reads bus messages for up to `wait`; true at EOS.
+fn collect_messages(bus: &gst::Bus, outcome: &mut Outcome, wait: Duration) -> bool {
+    let mut timeout = gst::ClockTime::from_nseconds(wait.as_nanos() as u64);
+    while let Some(msg) = bus.timed_pop(timeout) {
+        timeout = gst::ClockTime::ZERO;
+        match msg.view() {
+            gst::MessageView::Eos(_) => return true,
+            gst::MessageView::Error(e) => outcome
+                .errors
+                .push(describe(&e.error(), e.debug().as_ref())),
+            gst::MessageView::Warning(w) => outcome
+                .warnings
+                .push(describe(&w.error(), w.debug().as_ref())),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A buffer holding `img` as RGB with GStreamer's default stride (rows padded to 4
+/// bytes), with a timestamp.
+pub fn rgb_buffer(img: &Rgb, index: u64, fps: u64) -> gst::Buffer {
+    let row = img.width * 3;
+    let stride = (row + 3) & !3;
+    let mut data = vec![0u8; stride * img.height];
+    for y in 0..img.height {
+        data[y * stride..y * stride + row].copy_from_slice(&img.data[y * row..(y + 1) * row]);
+    }
+    let mut buffer = gst::Buffer::from_slice(data);
+    {
+        let b = buffer.get_mut().expect("new buffer is writable");
+        let duration = gst::ClockTime::SECOND / fps;
+        b.set_pts(duration * index);
+        b.set_duration(duration);
+    }
+    buffer
+}
+
+pub fn rgb_caps(width: usize, height: usize, fps: i32) -> gst::Caps {
+    gst_video::VideoCapsBuilder::new()
+        .format(gst_video::VideoFormat::Rgb)
+        .width(width as i32)
+        .height(height as i32)
+        .framerate(gst::Fraction::new(fps, 1))
+        .build()
+}
