@@ -5,8 +5,10 @@
 //! - [`engine`]: the transfer and prediction networks around a frame;
 //! - [`resample`]: Pillow-compatible bilinear resizing;
 //! - [`store`]: the style store;
-//! - [`models`]: the model manifest and fetch step.
+//! - [`models`]: the model manifest and fetch step;
+//! - [`element`]: the `stylize` GStreamer element (made a plugin in `plugins/`).
 
+pub mod element;
 pub mod engine;
 pub mod litert;
 pub mod models;

@@ -1,12 +1,11 @@
 //! GStreamer plugin `stylize`: neural style transfer on video frames with LiteRT.
-#![allow(clippy::non_send_fields_in_send_ty)]
+//! The element itself lives in the `stylize` library (`stylize::element`), so the
+//! daemon can register it statically; this crate makes it a loadable plugin.
 
 use gst::glib;
 
-pub mod stylize;
-
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    stylize::register(plugin)
+    stylize::element::register(plugin)
 }
 
 gst::plugin_define!(

@@ -51,7 +51,7 @@ pub fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         gst::init().expect("GStreamer initialises");
-        gststylize::plugin_register_static().expect("stylize registers");
+        stylize::element::register_static().expect("stylize registers");
     });
 }
 

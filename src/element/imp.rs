@@ -9,9 +9,9 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use stylize::engine::{blend_vectors, default_threads, Accelerator, Engine, EngineConfig};
-use stylize::store::Store;
-use stylize::{paths, StyleVector};
+use crate::engine::{blend_vectors, default_threads, Accelerator, Engine, EngineConfig};
+use crate::store::{Store, VECTOR_LEN};
+use crate::{paths, EngineError, StyleVector};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -356,7 +356,7 @@ impl BaseTransformImpl for Stylize {
             )
         })?;
         let style_id = style.id.clone();
-        let mut style_vector = [0f32; stylize::store::VECTOR_LEN];
+        let mut style_vector = [0f32; VECTOR_LEN];
         style_vector.copy_from_slice(&style.vector);
 
         let config = EngineConfig {
@@ -609,7 +609,7 @@ fn stylize_rgb(
     h: usize,
     blend: f32,
     blend_interval: u32,
-) -> Result<(), stylize::EngineError> {
+) -> Result<(), EngineError> {
     let vector = if blend > 0.0 {
         if parts.frame_vector.is_none() || *parts.frames_since >= blend_interval {
             *parts.frame_vector = Some(parts.engine.style_vector(data, stride, w, h)?);
