@@ -6,8 +6,10 @@
 //! - [`resample`]: Pillow-compatible bilinear resizing;
 //! - [`store`]: the style store;
 //! - [`models`]: the model manifest and fetch step;
-//! - [`element`]: the `stylize` GStreamer element (made a plugin in `plugins/`).
+//! - [`element`]: the `stylize` GStreamer element (made a plugin in `plugins/`);
+//! - [`daemon`]: the pieces of the `stylized` daemon.
 
+pub mod daemon;
 pub mod element;
 pub mod engine;
 pub mod litert;

@@ -75,6 +75,8 @@ struct Settings {
     inference_size: u32,
     blend: f64,
     blend_interval: u32,
+    /// Set when `store` is assigned while running: the next frame re-reads it.
+    store_changed: bool,
 }
 
 impl Default for Settings {
@@ -89,6 +91,7 @@ impl Default for Settings {
             inference_size: DEFAULT_INFERENCE_SIZE,
             blend: DEFAULT_BLEND,
             blend_interval: DEFAULT_BLEND_INTERVAL,
+            store_changed: false,
         }
     }
 }
@@ -152,9 +155,9 @@ impl ObjectImpl for Stylize {
                     .build(),
                 glib::ParamSpecString::builder("store")
                     .nick("Style store")
-                    .blurb("Path of the style store (JSON); STYLIZE_STORE overrides the default")
+                    .blurb("Path of the style store (JSON); STYLIZE_STORE overrides the default. Setting it while playing re-reads the store at the next frame")
                     .default_value(default_store.to_str())
-                    .mutable_ready()
+                    .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("model")
                     .nick("Transfer model")
@@ -237,7 +240,10 @@ impl ObjectImpl for Stylize {
                 gst::info!(CAT, imp = self, "style: {} -> {}", settings.style, style);
                 settings.style = style;
             }
-            "store" => settings.store = path(value),
+            "store" => {
+                settings.store = path(value);
+                settings.store_changed = true;
+            }
             "model" => settings.model = path(value),
             "litert-library" => settings.litert_library = path(value),
             "accelerator" => settings.accelerator = value.get().expect("type checked upstream"),
@@ -492,7 +498,23 @@ impl VideoFilterImpl for Stylize {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let (switch_to, blend, blend_interval) = {
-            let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+            let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+            if std::mem::take(&mut s.store_changed) {
+                let path = s.store.clone().unwrap_or_else(paths::default_store);
+                match Store::load(&path) {
+                    Ok(store) => {
+                        gst::info!(CAT, imp = self, "reloaded {}", path.display());
+                        state.store = store;
+                        // Look the current style up again in the new store.
+                        state.style_id.clear();
+                    }
+                    Err(e) => gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::OpenRead,
+                        ["keeping the previous style store: {}", e]
+                    ),
+                }
+            }
             // Clone the id only when it changed, so the streaming path stays allocation-free.
             let switch_to = (s.style != state.style_id).then(|| s.style.clone());
             (switch_to, s.blend as f32, s.blend_interval)

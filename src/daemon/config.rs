@@ -1,0 +1,358 @@
+//! The daemon's TOML configuration.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_PATH: &str = "/etc/stylized/config.toml";
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub stylize: StylizeConfig,
+    pub display: DisplayConfig,
+    pub recording: RecordingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// `test`, `v4l2:/dev/videoN` (or a bare `/dev/videoN`), or a file path or URI that
+    /// plays in a loop.
+    pub input: String,
+    pub width: u32,
+    pub height: u32,
+    pub framerate: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StylizeConfig {
+    pub style: String,
+    pub blend: f64,
+    /// `auto`, `cpu` or `gpu`.
+    pub accelerator: String,
+    pub inference_size: u32,
+    /// CPU threads; 0 means one per core.
+    pub threads: u32,
+    /// The style store; empty means the installed default.
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisplayConfig {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    pub directory: PathBuf,
+    /// A GStreamer H.264 encoder element: `x264enc`, `v4l2h264enc`, ...
+    pub encoder: String,
+    /// `matroska` or `mp4` (fragmented); both survive a crash up to the last fragment.
+    pub container: String,
+    pub bitrate_kbps: u32,
+    /// Longest file, in seconds; a longer recording continues in a new file.
+    pub max_file_seconds: u64,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            input: "v4l2:/dev/video0".into(),
+            width: 640,
+            height: 480,
+            framerate: 30,
+        }
+    }
+}
+
+impl Default for StylizeConfig {
+    fn default() -> Self {
+        StylizeConfig {
+            style: "monet".into(),
+            blend: 0.0,
+            accelerator: "auto".into(),
+            inference_size: 384,
+            threads: 0,
+            store: None,
+        }
+    }
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            directory: PathBuf::from("/var/lib/stylized/recordings"),
+            encoder: "x264enc".into(),
+            container: "matroska".into(),
+            bitrate_kbps: 4000,
+            max_file_seconds: 600,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config {path}, line {line}: `{field}` {problem}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        field: String,
+        problem: String,
+    },
+}
+
+/// Where a source comes from, parsed from `source.input` or `--source`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Test,
+    V4l2(PathBuf),
+    Uri(String),
+}
+
+impl Input {
+    pub fn parse(text: &str) -> Result<Input, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("is empty".into());
+        }
+        if text == "test" {
+            return Ok(Input::Test);
+        }
+        if let Some(dev) = text.strip_prefix("v4l2:") {
+            return Ok(Input::V4l2(PathBuf::from(dev)));
+        }
+        if text.starts_with("/dev/video") {
+            return Ok(Input::V4l2(PathBuf::from(text)));
+        }
+        if text.contains("://") {
+            return Ok(Input::Uri(text.to_string()));
+        }
+        let path = Path::new(text);
+        let absolute = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map(|d| d.join(path))
+                .unwrap_or_else(|_| path.to_path_buf())
+        };
+        Ok(Input::Uri(format!("file://{}", absolute.display())))
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: describe_toml_error(text, &e),
+        })?;
+        config.validate(text, path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |section: &str, key: &str, problem: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of(text, section, key),
+            field: format!("{section}.{key}"),
+            problem,
+        };
+        Input::parse(&self.source.input).map_err(|p| invalid("source", "input", p))?;
+        for (key, value, lo, hi) in [
+            ("width", self.source.width, 16, 4096),
+            ("height", self.source.height, 16, 4096),
+            ("framerate", self.source.framerate, 1, 240),
+        ] {
+            if !(lo..=hi).contains(&value) {
+                return Err(invalid(
+                    "source",
+                    key,
+                    format!("is {value}, must be {lo}..={hi}"),
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.stylize.blend) {
+            return Err(invalid(
+                "stylize",
+                "blend",
+                format!("is {}, must be between 0 and 1", self.stylize.blend),
+            ));
+        }
+        if !["auto", "cpu", "gpu"].contains(&self.stylize.accelerator.as_str()) {
+            return Err(invalid(
+                "stylize",
+                "accelerator",
+                format!(
+                    "is {:?}, must be auto, cpu or gpu",
+                    self.stylize.accelerator
+                ),
+            ));
+        }
+        if !(32..=4096).contains(&self.stylize.inference_size) {
+            return Err(invalid(
+                "stylize",
+                "inference_size",
+                format!("is {}, must be 32..=4096", self.stylize.inference_size),
+            ));
+        }
+        if !crate::store::valid_id(&self.stylize.style) {
+            return Err(invalid(
+                "stylize",
+                "style",
+                "is not a valid style id".into(),
+            ));
+        }
+        if !["matroska", "mp4"].contains(&self.recording.container.as_str()) {
+            return Err(invalid(
+                "recording",
+                "container",
+                format!("is {:?}, must be matroska or mp4", self.recording.container),
+            ));
+        }
+        if self.recording.encoder.trim().is_empty() {
+            return Err(invalid("recording", "encoder", "is empty".into()));
+        }
+        if self.recording.max_file_seconds == 0 {
+            return Err(invalid(
+                "recording",
+                "max_file_seconds",
+                "must be at least 1".into(),
+            ));
+        }
+        if !self.recording.directory.is_absolute() {
+            return Err(invalid(
+                "recording",
+                "directory",
+                "must be an absolute path".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The toml error with its line made explicit, and the field it is about when the line
+/// sets one: "line 2, column 16: `recording.bitrate_kbps`: invalid type ...".
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let line = text[..start].matches('\n').count() + 1;
+    let column = start - text[..start].rfind('\n').map_or(0, |i| i + 1) + 1;
+    match field_at(text, line) {
+        Some(field) if !message.contains(&field) => {
+            format!("line {line}, column {column}: `{field}`: {message}")
+        }
+        _ => format!("line {line}, column {column}: {message}"),
+    }
+}
+
+/// "section.key" for a `key = value` line, from the nearest table header above it.
+fn field_at(text: &str, line: usize) -> Option<String> {
+    let mut section = String::new();
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            section = name.trim().to_string();
+        }
+        if i + 1 == line {
+            let key = t.split_once('=')?.0.trim();
+            return Some(if section.is_empty() {
+                key.to_string()
+            } else {
+                format!("{section}.{key}")
+            });
+        }
+    }
+    None
+}
+
+/// The line where `key` is set inside `[section]`, or 0 when it is not in the file.
+fn line_of(text: &str, section: &str, key: &str) -> usize {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            current = name.trim().to_string();
+            continue;
+        }
+        let Some((k, _)) = t.split_once('=') else {
+            continue;
+        };
+        if current == section && k.trim() == key {
+            return i + 1;
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../config/stylized.toml");
+        let c = Config::parse(text, Path::new("stylized.toml")).unwrap();
+        assert_eq!(c.stylize.style, "monet");
+    }
+
+    #[test]
+    fn errors_name_the_field_and_line() {
+        let text = "[source]\ninput = \"test\"\n\n[stylize]\nstyle = \"monet\"\nblend = 2.5\n";
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 6") && e.contains("stylize.blend"), "{e}");
+
+        let text = "[source]\nwidht = 3\n";
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("widht"), "{e}");
+
+        let text = "[recording]\nbitrate_kbps = \"fast\"\n";
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("bitrate_kbps"), "{e}");
+    }
+
+    #[test]
+    fn inputs() {
+        assert_eq!(Input::parse("test").unwrap(), Input::Test);
+        assert_eq!(
+            Input::parse("v4l2:/dev/video2").unwrap(),
+            Input::V4l2("/dev/video2".into())
+        );
+        assert_eq!(
+            Input::parse("/dev/video1").unwrap(),
+            Input::V4l2("/dev/video1".into())
+        );
+        assert_eq!(
+            Input::parse("/a/b.mp4").unwrap(),
+            Input::Uri("file:///a/b.mp4".into())
+        );
+        assert!(Input::parse(" ").is_err());
+    }
+}

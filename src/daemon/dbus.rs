@@ -1,0 +1,250 @@
+//! The D-Bus control interface. It only turns calls into [`Command`]s for the pipeline
+//! task and shows the published [`Status`]; it never touches GStreamer.
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use zbus::object_server::SignalEmitter;
+use zbus::{fdo, interface};
+
+use super::control::{Command, ControlError, Event, Reply, Status};
+
+pub const BUS_NAME: &str = "io.github.stylize.Stylized1";
+pub const OBJECT_PATH: &str = "/io/github/stylize/Stylized1";
+pub const INTERFACE: &str = "io.github.stylize.Stylized1";
+
+/// Named D-Bus errors: `io.github.stylize.Stylized1.Error.<Variant>`.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "io.github.stylize.Stylized1.Error")]
+pub enum Error {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    UnknownStyle(String),
+    InvalidBlend(String),
+    AlreadyRecording(String),
+    NotRecording(String),
+    InvalidName(String),
+    NameTaken(String),
+    RecordingFailed(String),
+    SnapshotFailed(String),
+    Store(String),
+    NotRunning(String),
+    Internal(String),
+}
+
+impl From<ControlError> for Error {
+    fn from(e: ControlError) -> Self {
+        let message = e.to_string();
+        match e {
+            ControlError::UnknownStyle { .. } => Error::UnknownStyle(message),
+            ControlError::InvalidBlend(_) => Error::InvalidBlend(message),
+            ControlError::AlreadyRecording(_) => Error::AlreadyRecording(message),
+            ControlError::NotRecording => Error::NotRecording(message),
+            ControlError::InvalidName(_) => Error::InvalidName(message),
+            ControlError::NameTaken(_) => Error::NameTaken(message),
+            ControlError::RecordingFailed(_) => Error::RecordingFailed(message),
+            ControlError::SnapshotFailed(_) => Error::SnapshotFailed(message),
+            ControlError::Store(_) => Error::Store(message),
+            ControlError::NotRunning(_) => Error::NotRunning(message),
+        }
+    }
+}
+
+pub struct Control {
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<Status>,
+}
+
+impl Control {
+    pub fn new(commands: mpsc::Sender<Command>, status: watch::Receiver<Status>) -> Self {
+        Control { commands, status }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Internal("the pipeline task has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Internal("the pipeline task dropped the request".into()))?
+            .map_err(Error::from)
+    }
+
+    fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+}
+
+fn invalid_args(e: Error) -> fdo::Error {
+    fdo::Error::InvalidArgs(match e {
+        Error::ZBus(e) => e.to_string(),
+        Error::UnknownStyle(m)
+        | Error::InvalidBlend(m)
+        | Error::AlreadyRecording(m)
+        | Error::NotRecording(m)
+        | Error::InvalidName(m)
+        | Error::NameTaken(m)
+        | Error::RecordingFailed(m)
+        | Error::SnapshotFailed(m)
+        | Error::Store(m)
+        | Error::NotRunning(m)
+        | Error::Internal(m) => m,
+    })
+}
+
+#[interface(name = "io.github.stylize.Stylized1")]
+impl Control {
+    /// (id, name) of every style in the store.
+    async fn list_styles(&self) -> Result<Vec<(String, String)>, Error> {
+        self.ask(Command::ListStyles).await
+    }
+
+    async fn set_style(&self, id: String) -> Result<(), Error> {
+        self.ask(|r| Command::SetStyle(id, r)).await
+    }
+
+    async fn set_blend(&self, blend: f64) -> Result<(), Error> {
+        self.ask(|r| Command::SetBlend(blend, r)).await
+    }
+
+    /// Starts recording to NAME.mkv (or .mp4) in the recordings folder; returns the path.
+    async fn start_recording(&self, name: String) -> Result<String, Error> {
+        let path = self.ask(|r| Command::StartRecording(name, r)).await?;
+        Ok(path.display().to_string())
+    }
+
+    /// Finishes the file; returns its path.
+    async fn stop_recording(&self) -> Result<String, Error> {
+        let path = self.ask(Command::StopRecording).await?;
+        Ok(path.display().to_string())
+    }
+
+    /// Re-reads the style store.
+    async fn reload(&self) -> Result<(), Error> {
+        self.ask(Command::Reload).await
+    }
+
+    /// Saves the current stylized frame as NAME.png in the recordings folder.
+    async fn snapshot(&self, name: String) -> Result<String, Error> {
+        let path = self.ask(|r| Command::Snapshot(name, r)).await?;
+        Ok(path.display().to_string())
+    }
+
+    /// A recording stopped because of an error (a full disk, a write error).
+    #[zbus(signal)]
+    async fn recording_failed(
+        emitter: &SignalEmitter<'_>,
+        path: &str,
+        message: &str,
+    ) -> zbus::Result<()>;
+
+    #[zbus(property, name = "Style")]
+    async fn style(&self) -> String {
+        self.status().style
+    }
+
+    #[zbus(property, name = "Style")]
+    async fn set_style_property(&self, id: String) -> fdo::Result<()> {
+        self.ask(|r| Command::SetStyle(id, r))
+            .await
+            .map_err(invalid_args)
+    }
+
+    #[zbus(property, name = "Blend")]
+    async fn blend(&self) -> f64 {
+        self.status().blend
+    }
+
+    #[zbus(property, name = "Blend")]
+    async fn set_blend_property(&self, blend: f64) -> fdo::Result<()> {
+        self.ask(|r| Command::SetBlend(blend, r))
+            .await
+            .map_err(invalid_args)
+    }
+
+    #[zbus(property)]
+    async fn accelerator(&self) -> String {
+        self.status().accelerator
+    }
+
+    /// starting, running, recovering or error.
+    #[zbus(property)]
+    async fn state(&self) -> String {
+        self.status().state.as_str().to_string()
+    }
+
+    /// Why the state is recovering or error; empty otherwise.
+    #[zbus(property)]
+    async fn fault(&self) -> String {
+        self.status().fault
+    }
+
+    #[zbus(property)]
+    async fn fps(&self) -> f64 {
+        self.status().fps
+    }
+
+    #[zbus(property)]
+    async fn inference_ms(&self) -> f64 {
+        self.status().inference_ms
+    }
+
+    /// Frames stylized since the daemon started. Updated ten times a second, without
+    /// change signals: poll it.
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn frames(&self) -> u64 {
+        self.status().frames
+    }
+
+    #[zbus(property)]
+    async fn recording(&self) -> bool {
+        self.status().recording
+    }
+
+    #[zbus(property)]
+    async fn recording_path(&self) -> String {
+        self.status().recording_path
+    }
+}
+
+/// Emits PropertiesChanged for whatever the pipeline task changed, and the
+/// RecordingFailed signal for its events.
+pub async fn forward_changes(
+    connection: zbus::Connection,
+    mut status: watch::Receiver<Status>,
+    mut events: broadcast::Receiver<Event>,
+) -> zbus::Result<()> {
+    let iface = connection
+        .object_server()
+        .interface::<_, Control>(OBJECT_PATH)
+        .await?;
+    let mut previous = status.borrow().clone();
+    loop {
+        tokio::select! {
+            changed = status.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let now = status.borrow_and_update().clone();
+                let ctl = iface.get().await;
+                let e = iface.signal_emitter();
+                if now.style != previous.style { ctl.style_changed(e).await?; }
+                if now.blend != previous.blend { ctl.blend_changed(e).await?; }
+                if now.accelerator != previous.accelerator { ctl.accelerator_changed(e).await?; }
+                if now.state != previous.state { ctl.state_changed(e).await?; }
+                if now.fault != previous.fault { ctl.fault_changed(e).await?; }
+                if now.fps != previous.fps { ctl.fps_changed(e).await?; }
+                if now.inference_ms != previous.inference_ms { ctl.inference_ms_changed(e).await?; }
+                if now.recording != previous.recording { ctl.recording_changed(e).await?; }
+                if now.recording_path != previous.recording_path { ctl.recording_path_changed(e).await?; }
+                previous = now;
+            }
+            event = events.recv() => match event {
+                Ok(Event::RecordingFailed { path, message }) => {
+                    Control::recording_failed(iface.signal_emitter(), &path, &message).await?;
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+        }
+    }
+}

@@ -1,0 +1,720 @@
+//! `stylized` end to end: a real dbus-daemon on a private address, the daemon binary
+//! with a test source, and `stylizectl`/zbus clients.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use gst::prelude::*;
+use stylize::daemon::client::StylizedProxyBlocking;
+
+const CONFIG: &str = r#"
+[source]
+input = "test"
+width = 160
+height = 120
+framerate = 15
+
+[stylize]
+style = "monet"
+inference_size = 128
+
+[display]
+enabled = false
+"#;
+
+/// A private dbus-daemon, killed on drop.
+struct Bus {
+    child: Child,
+    dir: tempfile::TempDir,
+    address: String,
+}
+
+impl Bus {
+    fn start(config_xml: Option<&str>) -> Bus {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bus");
+        let address = format!("unix:path={}", socket.display());
+        let mut cmd = Command::new("dbus-daemon");
+        cmd.arg("--nofork");
+        match config_xml {
+            Some(xml) => {
+                let file = dir.path().join("bus.conf");
+                std::fs::write(&file, xml.replace("@ADDRESS@", &address)).unwrap();
+                cmd.arg(format!("--config-file={}", file.display()));
+            }
+            None => {
+                cmd.args(["--session", &format!("--address={address}")]);
+            }
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon runs (apt package dbus-daemon)");
+        wait_for(Duration::from_secs(10), || socket.exists());
+        Bus {
+            child,
+            dir,
+            address,
+        }
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    connection: zbus::blocking::Connection,
+}
+
+impl Daemon {
+    fn start(bus: &Bus, config: &str, extra: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let recordings = dir.path().join("recordings");
+        let mut args: Vec<String> = vec![
+            "--session".into(),
+            "--config".into(),
+            config_path.display().to_string(),
+            "--recordings".into(),
+            recordings.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(env!("CARGO_BIN_EXE_stylized"))
+            .args(&args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("stderr.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let connection = zbus::blocking::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .unwrap();
+        let daemon = Daemon {
+            child: Some(child),
+            dir,
+            connection,
+        };
+        let up = wait_for(Duration::from_secs(30), || daemon.proxy().state().is_ok());
+        assert!(up, "the daemon did not come up: {}", daemon.log());
+        daemon
+    }
+
+    fn proxy(&self) -> StylizedProxyBlocking<'_> {
+        StylizedProxyBlocking::new(&self.connection).unwrap()
+    }
+
+    fn recordings(&self) -> PathBuf {
+        self.dir.path().join("recordings")
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Waits until `n` more frames came out of the element.
+    fn wait_frames(&self, n: u64) {
+        let start = self.proxy().frames().unwrap();
+        let ok = wait_for(Duration::from_secs(30), || {
+            self.proxy().frames().unwrap_or(0) >= start + n
+        });
+        assert!(ok, "frames did not advance: {}", self.log());
+    }
+
+    fn signal(&mut self, signal: &str) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().unwrap();
+        let t = Instant::now();
+        Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        (status, t.elapsed())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn dbus_error_name(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, _, _) => name.to_string(),
+        zbus::Error::FDO(e) => format!("fdo: {e}"),
+        other => format!("other: {other}"),
+    }
+}
+
+/// Decodes a recording: (frames, media time of the last frame plus one frame, errors).
+fn decode(path: &Path) -> (u64, f64, Vec<String>) {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! decodebin ! fakesink name=sink sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline.by_name("sink").unwrap();
+    let stats = std::sync::Arc::new(std::sync::Mutex::new((0u64, 0u64, 0u64)));
+    let s = stats.clone();
+    sink.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(buffer) = info.buffer() {
+                let mut st = s.lock().unwrap();
+                st.0 += 1;
+                let end = buffer.pts().map(|p| p.nseconds()).unwrap_or(0)
+                    + buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
+                st.1 = st.1.max(end);
+                st.2 = buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    let out = drive(&pipeline, None, |_| {});
+    let (frames, end, _) = *stats.lock().unwrap();
+    (frames, end as f64 / 1e9, out.errors)
+}
+
+#[test]
+fn set_style_changes_the_property_and_the_frames_and_list_matches_the_store() {
+    let bus = Bus::start(None);
+    let d = Daemon::start(&bus, CONFIG, &[]);
+    let p = d.proxy();
+    let listed = p.list_styles().unwrap();
+    let store = default_store();
+    let expected: Vec<(String, String)> = store
+        .styles
+        .iter()
+        .map(|s| (s.id.clone(), s.name.clone()))
+        .collect();
+    assert_eq!(listed, expected);
+    d.wait_frames(2);
+    assert!(wait_for(Duration::from_secs(5), || p.state().unwrap() == "running"));
+    assert!(["cpu", "gpu"].contains(&p.accelerator().unwrap().as_str()));
+
+    d.wait_frames(2);
+    // A switch applies from the next frame into the element; frames are counted as
+    // they leave it, and the snapshot comes from a queue behind it. Four frames is
+    // enough for the new style to reach the snapshot.
+    let shot = |name: &str| {
+        d.wait_frames(4);
+        Rgb::load(Path::new(&p.snapshot(name).unwrap()))
+    };
+    let monet1 = shot("m1");
+    let monet2 = shot("m2");
+    p.set_style("scream").unwrap();
+    assert_eq!(d.proxy().style().unwrap(), "scream");
+    let scream = shot("s1");
+    let same = psnr(&monet1, &monet2);
+    let q = psnr(&monet1, &scream);
+    println!("snapshots: same style PSNR {same:.1} dB, after SetStyle {q:.1} dB");
+    assert!(
+        same > 45.0,
+        "the test pattern is static, so frames repeat ({same:.1} dB)"
+    );
+    assert!(q < 25.0, "SetStyle did not change the frames (PSNR {q:.1})");
+
+    p.set_style_property("udnie").unwrap();
+    assert_eq!(d.proxy().style().unwrap(), "udnie");
+}
+
+#[test]
+fn a_recording_plays_and_lasts_as_long_as_it_ran() {
+    let bus = Bus::start(None);
+    let d = Daemon::start(&bus, CONFIG, &[]);
+    let p = d.proxy();
+    d.wait_frames(3);
+    let path = p.start_recording("clip").unwrap();
+    let started = Instant::now();
+    assert!(p.recording().unwrap());
+    assert_eq!(p.recording_path().unwrap(), path);
+    std::thread::sleep(Duration::from_secs(5));
+    let wall = started.elapsed().as_secs_f64();
+    let stopped = p.stop_recording().unwrap();
+    assert_eq!(stopped, path);
+    assert!(!p.recording().unwrap());
+    assert!(Path::new(&path).starts_with(d.recordings()));
+    let (frames, duration, errors) = decode(Path::new(&path));
+    println!("recording: wall {wall:.2} s, file {duration:.2} s, {frames} frames");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(frames > 10);
+    assert!(
+        (duration - wall).abs() / wall <= 0.10,
+        "duration {duration:.2} s vs wall clock {wall:.2} s"
+    );
+}
+
+#[test]
+fn a_recording_survives_sigkill() {
+    let bus = Bus::start(None);
+    let mut d = Daemon::start(&bus, CONFIG, &[]);
+    d.wait_frames(3);
+    let path = d.proxy().start_recording("crash").unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let (status, _) = d.signal("KILL");
+    assert!(!status.success());
+    let (frames, duration, errors) = decode(Path::new(&path));
+    println!("after SIGKILL: {frames} frames, {duration:.2} s playable");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        frames > 10 && duration > 2.0,
+        "{frames} frames, {duration} s"
+    );
+}
+
+#[test]
+fn sigterm_finishes_the_recording_and_exits_zero_within_5_s() {
+    let bus = Bus::start(None);
+    let mut d = Daemon::start(&bus, CONFIG, &[]);
+    d.wait_frames(3);
+    let path = d.proxy().start_recording("term").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, took) = d.signal("TERM");
+    println!("SIGTERM: exit {status} after {took:?}");
+    assert!(status.success(), "{status}: {}", d.log());
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let (frames, _, errors) = decode(Path::new(&path));
+    assert!(errors.is_empty() && frames > 5, "{errors:?} {frames}");
+    let (status, _) = {
+        let mut d2 = Daemon::start(&bus, CONFIG, &[]);
+        d2.signal("INT")
+    };
+    assert!(status.success(), "SIGINT exit {status}");
+}
+
+#[test]
+fn bad_inputs_get_named_errors() {
+    let bus = Bus::start(None);
+    let d = Daemon::start(&bus, CONFIG, &[]);
+    let p = d.proxy();
+    let err = |r: zbus::Result<String>| dbus_error_name(&r.unwrap_err());
+    let prefix = "io.github.stylize.Stylized1.Error.";
+
+    let e = p.set_style("no_such_style").unwrap_err();
+    assert_eq!(dbus_error_name(&e), format!("{prefix}UnknownStyle"));
+    assert!(e.to_string().contains("known styles: monet"), "{e}");
+    for bad in [1.5, -0.1, f64::NAN] {
+        let e = p.set_blend(bad).unwrap_err();
+        assert_eq!(
+            dbus_error_name(&e),
+            format!("{prefix}InvalidBlend"),
+            "{bad}"
+        );
+    }
+    assert!(p.set_blend(0.25).is_ok());
+    assert_eq!(p.blend().unwrap(), 0.25);
+
+    assert_eq!(err(p.stop_recording()), format!("{prefix}NotRecording"));
+    for name in ["../escape", "a/b", "..", "bell\u{7}", "", ".hidden"] {
+        assert_eq!(
+            err(p.start_recording(name)),
+            format!("{prefix}InvalidName"),
+            "{name:?}"
+        );
+    }
+    d.wait_frames(2);
+    p.start_recording("one").unwrap();
+    assert_eq!(
+        err(p.start_recording("two")),
+        format!("{prefix}AlreadyRecording")
+    );
+    p.stop_recording().unwrap();
+    assert_eq!(err(p.start_recording("one")), format!("{prefix}NameTaken"));
+    let written: Vec<String> = std::fs::read_dir(d.recordings())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(written, ["one.mkv"]);
+    assert!(!d.dir.path().join("escape.mkv").exists());
+
+    // The property setters refuse the same values, with the standard error.
+    let e = p.set_style_property("nope").unwrap_err();
+    assert!(e.to_string().contains("unknown style"), "{e}");
+
+    // stylizectl turns a D-Bus error into a message and a non-zero exit.
+    let out = Command::new(env!("CARGO_BIN_EXE_stylizectl"))
+        .args(["--session", "set", "nope"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("UnknownStyle") && stderr.contains("unknown style"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_stylizectl"))
+        .args(["--session", "--json", "status"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "running");
+}
+
+#[test]
+fn a_bad_config_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str| {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_stylized"))
+            .args(["--session", "--config"])
+            .arg(&path)
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = run("[stylize]\nstyle = \"monet\"\nblend = 7\n");
+    assert!(e.contains("line 3") && e.contains("stylize.blend"), "{e}");
+    let e = run("[source]\ninput = \"test\"\nwdth = 3\n");
+    assert!(e.contains("line 3") && e.contains("wdth"), "{e}");
+    let e = run("[source\n");
+    assert!(e.contains("line 1"), "{e}");
+    let e = run("[stylize]\nstyle = \"nonexistent_style\"\n");
+    assert!(
+        e.contains("nonexistent_style") && e.contains("known styles"),
+        "{e}"
+    );
+    let e = run("[recording]\ncontainer = \"avi\"\n");
+    assert!(
+        e.contains("recording.container") && e.contains("line 2"),
+        "{e}"
+    );
+    let missing = Command::new(env!("CARGO_BIN_EXE_stylized"))
+        .args(["--session", "--config", "/nonexistent/config.toml"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/config.toml"));
+}
+
+#[test]
+fn a_missing_camera_is_retried_while_dbus_keeps_serving() {
+    let bus = Bus::start(None);
+    let d = Daemon::start(&bus, CONFIG, &["--source", "v4l2:/dev/video-missing"]);
+    let p = d.proxy();
+    assert!(wait_for(Duration::from_secs(10), || p.state().unwrap()
+        == "recovering"));
+    assert!(!p.fault().unwrap().is_empty());
+    assert!(!p.list_styles().unwrap().is_empty());
+    p.set_style("scream").unwrap();
+    let e = p.start_recording("x").unwrap_err();
+    assert_eq!(
+        dbus_error_name(&e),
+        "io.github.stylize.Stylized1.Error.NotRunning"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        p.state().unwrap(),
+        "recovering",
+        "it keeps trying, it does not exit"
+    );
+}
+
+#[test]
+fn a_full_disk_stops_the_recording_with_a_signal_and_the_stream_goes_on() {
+    let bus = Bus::start(None);
+    let d = Daemon::start(&bus, CONFIG, &[]);
+    std::fs::create_dir_all(d.recordings()).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(d.recordings())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        mounted,
+        "this test needs root to mount a small tmpfs (CI runs as root)"
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(d.recordings());
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (path, message) = rt.block_on(async {
+        use futures_util::StreamExt;
+        let conn = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        let proxy = stylize::daemon::client::StylizedProxy::new(&conn)
+            .await
+            .unwrap();
+        let mut failures = proxy.receive_recording_failed().await.unwrap();
+        proxy.start_recording("big").await.unwrap();
+        let signal = tokio::time::timeout(Duration::from_secs(30), failures.next())
+            .await
+            .expect("RecordingFailed within 30 s")
+            .unwrap();
+        let args = signal.args().unwrap();
+        (args.path().to_string(), args.message().to_string())
+    });
+    println!("RecordingFailed: {path}: {message}");
+    assert!(path.ends_with("big.mkv"));
+    let p = d.proxy();
+    assert!(!p.recording().unwrap());
+    assert_eq!(p.state().unwrap(), "running");
+    d.wait_frames(5);
+    assert!(d.log().contains("recording failed"), "{}", d.log());
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// 1000 SetStyle calls while streaming: no frame stall over 1 s, RSS flat within 10%.
+#[test]
+fn soak_1000_style_switches() {
+    let bus = Bus::start(None);
+    let d = Daemon::start(&bus, CONFIG, &[]);
+    d.wait_frames(10);
+    let pid = d.pid();
+    // Warm every style once so each compiled path exists before measuring memory.
+    let styles: Vec<String> = d
+        .proxy()
+        .list_styles()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.0)
+        .collect();
+    for s in &styles {
+        d.proxy().set_style(s).unwrap();
+        d.wait_frames(1);
+    }
+    let rss_before = rss_kib(pid);
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        let address = bus.address.clone();
+        std::thread::spawn(move || {
+            let conn = zbus::blocking::connection::Builder::address(address.as_str())
+                .unwrap()
+                .build()
+                .unwrap();
+            let p = StylizedProxyBlocking::builder(&conn)
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()
+                .unwrap();
+            let (mut last, mut since, mut worst) =
+                (p.frames().unwrap(), Instant::now(), Duration::ZERO);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+                let now = p.frames().unwrap();
+                if now != last {
+                    worst = worst.max(since.elapsed());
+                    last = now;
+                    since = Instant::now();
+                }
+            }
+            worst.max(since.elapsed())
+        })
+    };
+    let started = Instant::now();
+    let frames_before = d.proxy().frames().unwrap();
+    let p = d.proxy();
+    for i in 0..1000 {
+        p.set_style(&styles[i % styles.len()]).unwrap();
+    }
+    let took = started.elapsed();
+    d.wait_frames(5);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let worst_gap = watcher.join().unwrap();
+    let frames = d.proxy().frames().unwrap() - frames_before;
+    let rss_after = rss_kib(pid);
+    let growth = (rss_after as f64 - rss_before as f64) / rss_before as f64;
+    println!(
+        "soak: 1000 SetStyle in {:.2} s ({:.0} calls/s), {frames} frames meanwhile, \
+         longest frame gap {:.0} ms, RSS {rss_before} -> {rss_after} KiB ({:+.1}%)",
+        took.as_secs_f64(),
+        1000.0 / took.as_secs_f64(),
+        worst_gap.as_secs_f64() * 1e3,
+        growth * 100.0
+    );
+    assert!(
+        worst_gap < Duration::from_secs(1),
+        "frame stall of {worst_gap:?}"
+    );
+    assert!(growth.abs() <= 0.10, "RSS {rss_before} -> {rss_after} KiB");
+}
+
+/// On a system-style bus with our policy: root owns the name and may call methods;
+/// another user may read properties but not call methods.
+#[test]
+fn system_bus_policy_lets_only_root_and_group_stylize_call_methods() {
+    if unsafe_euid() != 0 {
+        panic!("this test runs the daemon as root and a client as nobody; run as root");
+    }
+    let policy = root().join("systemd/io.github.stylize.Stylized1.conf");
+    let conf = format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>@ADDRESS@</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus"
+           send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus"
+           send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <include>{}</include>
+</busconfig>"#,
+        policy.display()
+    );
+    let bus = Bus::start(Some(&conf));
+    let mut perms = std::fs::metadata(bus.dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(bus.dir.path(), perms).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_stylized"))
+        .args(["--config"])
+        .arg(&config)
+        .arg("--recordings")
+        .arg(dir.path().join("rec"))
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ctl = |as_nobody: bool, args: &[&str]| {
+        let mut cmd = if as_nobody {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_stylizectl"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_stylizectl"))
+        };
+        cmd.args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .output()
+            .unwrap()
+    };
+    // The policy is what the Debian system bus does: deny method calls by default.
+    let up = wait_for(Duration::from_secs(30), || {
+        ctl(false, &["status"]).status.success()
+    });
+    let root_set = ctl(false, &["set", "scream"]);
+    let nobody_status = ctl(true, &["status"]);
+    let nobody_set = ctl(true, &["set", "monet"]);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(up, "the daemon did not come up on the system-style bus");
+    assert!(
+        root_set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&root_set.stderr)
+    );
+    assert!(
+        nobody_status.status.success(),
+        "reading properties: {}",
+        String::from_utf8_lossy(&nobody_status.stderr)
+    );
+    assert!(!nobody_set.status.success());
+    let stderr = String::from_utf8_lossy(&nobody_set.stderr);
+    assert!(
+        stderr.contains("AccessDenied") || stderr.contains("denied"),
+        "{stderr}"
+    );
+}
+
+fn unsafe_euid() -> u32 {
+    // /proc/self/status "Uid:" has real, effective, saved, fs.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(root().join("systemd/stylized.service")).unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="));
+    let dir = tempfile::tempdir().unwrap();
+    // verify checks that ExecStart exists: point it at the binary under test.
+    let unit = unit
+        .replace("/usr/bin/stylizectl", env!("CARGO_BIN_EXE_stylizectl"))
+        .replace("/usr/bin/stylized", env!("CARGO_BIN_EXE_stylized"));
+    let path = dir.path().join("stylized.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("stylized.service"),
+        "{stderr}"
+    );
+}
