@@ -17,6 +17,7 @@ pub const STYLE_INPUT: &str = "style_image";
 pub const STYLE_IMAGE_SIZE: usize = 256;
 /// The WebGPU accelerator crashes on inputs smaller than this in either dimension.
 pub const GPU_MIN_SIDE: usize = 384;
+pub const GPU_MAX_SIDE: usize = 4096;
 
 pub type StyleVector = [f32; VECTOR_LEN];
 
@@ -236,18 +237,14 @@ impl Engine {
         &self.transfer_path
     }
 
-    /// The (width, height) the network runs at for a frame. On the GPU both sides are
-    /// kept at or above [`GPU_MIN_SIDE`], scaling up the short side and the long side
-    /// together so the aspect ratio stays.
+    /// The (width, height) the network runs at for a frame; see [`gpu_inference_size`]
+    /// for the GPU.
     pub fn inference_size_for(&self, width: usize, height: usize) -> (usize, usize) {
-        let (w, h) = inference_size(width, height, self.long_side);
-        if self.hardware == Hardware::Gpu && w.min(h) < GPU_MIN_SIDE {
-            let short = width.min(height).max(1) as f64;
-            let long = (GPU_MIN_SIDE as f64 * width.max(height) as f64 / short) as usize;
-            let long = long.div_ceil(4) * 4;
-            return inference_size(width, height, long.max(GPU_MIN_SIDE));
+        match self.hardware {
+            Hardware::Cpu => inference_size(width, height, self.long_side),
+            Hardware::Gpu => gpu_inference_size(width, height, self.long_side)
+                .unwrap_or_else(|| inference_size(width, height, self.long_side)),
         }
-        (w, h)
     }
 
     /// The transfer network for an inference size, compiled on first use and kept.
@@ -303,7 +300,9 @@ impl Engine {
 
     /// Prepares resizers and the compiled network for frames of `width`x`height`.
     pub fn prepare(&mut self, width: usize, height: usize) -> Result<(usize, usize), EngineError> {
-        if width == 0 || height == 0 {
+        let gpu_unsafe = self.hardware == Hardware::Gpu
+            && gpu_inference_size(width, height, self.long_side).is_none();
+        if width == 0 || height == 0 || gpu_unsafe {
             return Err(EngineError::BadFrame { width, height });
         }
         let infer = self.inference_size_for(width, height);
@@ -424,6 +423,25 @@ impl Engine {
     }
 }
 
+/// The inference size on the GPU: as on the CPU, but with both sides at least
+/// [`GPU_MIN_SIDE`] (the WebGPU accelerator crashes below), scaling the long side up with
+/// the short one so the aspect ratio stays. None when that would need a long side over
+/// [`GPU_MAX_SIDE`] (aspect ratios beyond about 10:1).
+pub fn gpu_inference_size(width: usize, height: usize, long_side: usize) -> Option<(usize, usize)> {
+    let (w, h) = inference_size(width, height, long_side);
+    if w.min(h) >= GPU_MIN_SIDE {
+        return Some((w, h));
+    }
+    let short = width.min(height).max(1) as f64;
+    let long = (GPU_MIN_SIDE as f64 * width.max(height) as f64 / short).ceil() as usize;
+    let long = long.div_ceil(4) * 4;
+    if long > GPU_MAX_SIDE {
+        return None;
+    }
+    let (w, h) = inference_size(width, height, long.max(GPU_MIN_SIDE));
+    (w.min(h) >= GPU_MIN_SIDE).then_some((w, h))
+}
+
 /// `blend * frame + (1 - blend) * style`, element-wise.
 pub fn blend_vectors(style: &[f32], frame: &[f32], blend: f32) -> StyleVector {
     let mut out = [0f32; VECTOR_LEN];
@@ -431,4 +449,27 @@ pub fn blend_vectors(style: &[f32], frame: &[f32], blend: f32) -> StyleVector {
         *o = blend * f + (1.0 - blend) * s;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_sizes_never_go_below_384() {
+        assert_eq!(gpu_inference_size(384, 384, 384), Some((384, 384)));
+        assert_eq!(gpu_inference_size(640, 480, 384), Some((512, 384)));
+        assert_eq!(gpu_inference_size(1280, 720, 384), Some((684, 384)));
+        assert_eq!(gpu_inference_size(720, 1280, 384), Some((384, 684)));
+        assert_eq!(gpu_inference_size(1920, 1080, 1920), Some((1920, 1080)));
+        for (w, h) in [(16, 16), (33, 17), (641, 479), (3840, 2160), (4096, 400)] {
+            let (iw, ih) = gpu_inference_size(w, h, 384).unwrap();
+            assert!(
+                iw >= GPU_MIN_SIDE && ih >= GPU_MIN_SIDE,
+                "{w}x{h} -> {iw}x{ih}"
+            );
+            assert!(iw % 4 == 0 && ih % 4 == 0);
+        }
+        assert_eq!(gpu_inference_size(4096, 16, 384), None);
+    }
 }

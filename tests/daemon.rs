@@ -718,3 +718,57 @@ fn the_systemd_unit_verifies() {
         "{stderr}"
     );
 }
+
+/// READY once D-Bus is served, then WATCHDOG pings while frames flow (sd_notify protocol
+/// on a datagram socket, as systemd provides it).
+#[test]
+fn notifies_ready_and_pings_the_watchdog_from_pipeline_health() {
+    let bus = Bus::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    // systemd names the watched process in WATCHDOG_PID; `exec` keeps the shell's pid.
+    let mut child = Command::new("sh")
+        .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_stylized"))
+        .args(["--session", "--config"])
+        .arg(&config)
+        .arg("--recordings")
+        .arg(dir.path().join("rec"))
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "1500000")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 512];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                messages.push(text);
+                if messages.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3 {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        messages.first().is_some_and(|m| m.contains("READY=1")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3,
+        "{messages:?}"
+    );
+}
