@@ -124,8 +124,13 @@ impl Daemon {
         daemon
     }
 
+    /// A proxy that reads properties afresh each time: a cached one may still hold the
+    /// old value when a method's reply arrives before its change signal.
     fn proxy(&self) -> StylizedProxyBlocking<'_> {
-        StylizedProxyBlocking::new(&self.connection).unwrap()
+        StylizedProxyBlocking::builder(&self.connection)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .unwrap()
     }
 
     fn recordings(&self) -> PathBuf {

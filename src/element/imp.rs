@@ -1,6 +1,6 @@
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
@@ -9,9 +9,11 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use crate::engine::{blend_vectors, default_threads, Accelerator, Engine, EngineConfig};
+use super::pool::{Job, Pool, PoolHandle, Sink};
+use crate::engine::{default_threads, Accelerator, Engine, EngineConfig};
+use crate::litert::Hardware;
 use crate::store::{Store, VECTOR_LEN};
-use crate::{paths, EngineError, StyleVector};
+use crate::{paths, StyleVector};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -75,6 +77,7 @@ struct Settings {
     inference_size: u32,
     blend: f64,
     blend_interval: u32,
+    parallel_frames: u32,
     /// Set when `store` is assigned while running: the next frame re-reads it.
     store_changed: bool,
 }
@@ -91,32 +94,24 @@ impl Default for Settings {
             inference_size: DEFAULT_INFERENCE_SIZE,
             blend: DEFAULT_BLEND,
             blend_interval: DEFAULT_BLEND_INTERVAL,
+            parallel_frames: 0,
             store_changed: false,
         }
     }
 }
 
-/// Frame-format plumbing: converters to and from packed RGB, and the RGB scratch frame.
-struct Conversion {
-    to_rgb: gst_video::VideoConverter,
-    from_rgb: gst_video::VideoConverter,
-    rgb_info: gst_video::VideoInfo,
-    rgb: gst::Buffer,
-}
-
 struct State {
-    engine: Engine,
     store: Store,
-    conversion: Option<Conversion>,
     style_id: String,
     style_vector: StyleVector,
-    frame_vector: Option<StyleVector>,
-    frames_since_frame_vector: u32,
+    info: Option<Arc<gst_video::VideoInfo>>,
+    pool: Pool,
 }
 
 #[derive(Default)]
 struct Stats {
     last_inference_ms: f64,
+    /// The longest time a frame spent in the element: the latency we add.
     max_frame_time: gst::ClockTime,
     active_accelerator: Option<&'static str>,
 }
@@ -126,6 +121,39 @@ pub struct Stylize {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     stats: Mutex<Stats>,
+    /// Kept apart from `state` so a flush from another thread never waits for the
+    /// streaming thread.
+    pool: Mutex<Option<PoolHandle>>,
+}
+
+/// Hands the workers' results to the element: push, errors, timing.
+struct ElementSink {
+    element: glib::WeakRef<super::Stylize>,
+}
+
+impl Sink for ElementSink {
+    fn push(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        match self.element.upgrade() {
+            Some(element) => element.src_pad().push(buffer),
+            None => Err(gst::FlowError::Flushing),
+        }
+    }
+
+    fn fail(&self, message: &str) {
+        if let Some(element) = self.element.upgrade() {
+            gst::element_error!(
+                element,
+                gst::LibraryError::Failed,
+                ["stylizing failed: {}", message]
+            );
+        }
+    }
+
+    fn frame_done(&self, in_element: Duration, processing: Duration) {
+        if let Some(element) = self.element.upgrade() {
+            element.imp().frame_done(in_element, processing);
+        }
+    }
 }
 
 #[glib::object_subclass]
@@ -206,6 +234,14 @@ impl ObjectImpl for Stylize {
                     .default_value(DEFAULT_BLEND_INTERVAL)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("parallel-frames")
+                    .nick("Parallel frames")
+                    .blurb("Frames stylized at once, each by its own engine, output in order (0: one per core on the CPU, up to 4; one on the GPU). More raise throughput and latency")
+                    .minimum(0)
+                    .maximum(16)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("active-accelerator")
                     .nick("Active accelerator")
                     .blurb("Where the network runs now: cpu or gpu (empty before the element starts)")
@@ -255,6 +291,9 @@ impl ObjectImpl for Stylize {
             "blend-interval" => {
                 settings.blend_interval = value.get().expect("type checked upstream")
             }
+            "parallel-frames" => {
+                settings.parallel_frames = value.get().expect("type checked upstream")
+            }
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -278,6 +317,7 @@ impl ObjectImpl for Stylize {
             "inference-size" => settings.inference_size.to_value(),
             "blend" => settings.blend.to_value(),
             "blend-interval" => settings.blend_interval.to_value(),
+            "parallel-frames" => settings.parallel_frames.to_value(),
             "active-accelerator" => {
                 let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
                 stats.active_accelerator.unwrap_or("").to_value()
@@ -365,7 +405,7 @@ impl BaseTransformImpl for Stylize {
         let mut style_vector = [0f32; VECTOR_LEN];
         style_vector.copy_from_slice(&style.vector);
 
-        let config = EngineConfig {
+        let mut config = EngineConfig {
             accelerator: settings.accelerator.into(),
             threads: settings.threads as usize,
             inference_size: settings.inference_size as usize,
@@ -373,9 +413,9 @@ impl BaseTransformImpl for Stylize {
             library: settings.litert_library.clone(),
             ..Default::default()
         };
-        let engine = Engine::new(&config)
+        let first = Engine::new(&config)
             .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["{}", e]))?;
-        if let Some(reason) = engine.fallback_reason() {
+        if let Some(reason) = first.fallback_reason() {
             gst::element_imp_warning!(
                 self,
                 gst::LibraryError::Init,
@@ -385,116 +425,105 @@ impl BaseTransformImpl for Stylize {
                 ]
             );
         }
+        let hardware = first.hardware();
+        let workers = match (settings.parallel_frames, hardware) {
+            (0, Hardware::Gpu) => 1,
+            (0, Hardware::Cpu) => default_threads().clamp(1, 4),
+            (n, _) => n as usize,
+        };
+        // The workers share the cores: each engine gets its part of the threads.
+        config.accelerator = match hardware {
+            Hardware::Cpu => Accelerator::Cpu,
+            Hardware::Gpu => Accelerator::Gpu,
+        };
+        if settings.threads > 0 {
+            config.threads = (settings.threads as usize / workers).max(1);
+        }
+        // The first engine can serve as a worker when its thread count is already right.
+        let mut engines = Vec::with_capacity(workers);
+        if workers == 1 || settings.threads == 0 {
+            engines.push(first);
+        }
+        while engines.len() < workers {
+            engines.push(
+                Engine::new(&config)
+                    .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["{}", e]))?,
+            );
+        }
         gst::info!(
             CAT,
             imp = self,
-            "running on {} with {}",
-            engine.hardware().name(),
-            engine.transfer_path().display()
+            "running on {} with {}, {} frames at once, {} threads each",
+            hardware.name(),
+            engines[0].transfer_path().display(),
+            workers,
+            config.threads
         );
         {
             let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             *stats = Stats {
-                active_accelerator: Some(engine.hardware().name()),
+                active_accelerator: Some(hardware.name()),
                 ..Default::default()
             };
         }
+        let sink = Arc::new(ElementSink {
+            element: self.obj().downgrade(),
+        });
+        let pool = Pool::start(engines, sink);
+        *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool.handle());
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
-            engine,
             store,
-            conversion: None,
             style_id,
             style_vector,
-            frame_vector: None,
-            frames_since_frame_vector: 0,
+            info: None,
+            pool,
         });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(handle) = self.pool_handle() {
+            handle.set_flushing(true);
+        }
+        // Dropping the pool joins its threads.
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
     }
 
-    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
-        if direction == gst::PadDirection::Src {
-            if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-                let mut upstream = gst::query::Latency::new();
-                if !self.obj().sink_pad().peer_query(&mut upstream) {
-                    return false;
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let Some(handle) = self.pool_handle() {
+            match event.type_() {
+                gst::EventType::FlushStart => handle.set_flushing(true),
+                gst::EventType::FlushStop => {
+                    handle.drain();
+                    handle.set_flushing(false);
                 }
-                let (live, min, max) = upstream.result();
-                let ours = self
-                    .stats
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .max_frame_time;
-                gst::debug!(CAT, imp = self, "reporting latency {} + {}", min, ours);
-                q.set(live, min + ours, max.opt_add(ours));
-                return true;
+                // Frames still in the workers go out before any serialized event
+                // (caps, segment, EOS), so downstream sees them in order.
+                _ if event.is_serialized() => handle.drain(),
+                _ => {}
             }
         }
-        BaseTransformImplExt::parent_query(self, direction, query)
-    }
-}
-
-impl VideoFilterImpl for Stylize {
-    fn set_info(
-        &self,
-        _incaps: &gst::Caps,
-        in_info: &gst_video::VideoInfo,
-        _outcaps: &gst::Caps,
-        _out_info: &gst_video::VideoInfo,
-    ) -> Result<(), gst::LoggableError> {
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let state = guard
-            .as_mut()
-            .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
-        let (w, h) = (in_info.width() as usize, in_info.height() as usize);
-        state
-            .engine
-            .prepare(w, h)
-            .map_err(|e| gst::loggable_error!(CAT, "cannot prepare for {w}x{h}: {e}"))?;
-        state.conversion = if in_info.format() == gst_video::VideoFormat::Rgb {
-            None
-        } else {
-            let rgb_info =
-                gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w as u32, h as u32)
-                    .fps(in_info.fps())
-                    .par(in_info.par())
-                    .build()
-                    .map_err(|e| gst::loggable_error!(CAT, "RGB info: {e}"))?;
-            let config = gst_video::VideoConverterConfig::new();
-            let to_rgb = gst_video::VideoConverter::new(in_info, &rgb_info, Some(config.clone()))
-                .map_err(|e| gst::loggable_error!(CAT, "converter to RGB: {e}"))?;
-            let from_rgb = gst_video::VideoConverter::new(&rgb_info, in_info, Some(config))
-                .map_err(|e| gst::loggable_error!(CAT, "converter from RGB: {e}"))?;
-            let rgb = gst::Buffer::with_size(rgb_info.size())
-                .map_err(|e| gst::loggable_error!(CAT, "RGB buffer: {e}"))?;
-            Some(Conversion {
-                to_rgb,
-                from_rgb,
-                rgb_info,
-                rgb,
-            })
-        };
-        gst::info!(
-            CAT,
-            imp = self,
-            "{}x{} {:?}, inference at {:?}",
-            w,
-            h,
-            in_info.format(),
-            state.engine.inference_size_for(w, h)
-        );
-        Ok(())
+        self.parent_sink_event(event)
     }
 
-    fn transform_frame_ip(
+    fn submit_input_buffer(
         &self,
-        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+        is_discont: bool,
+        inbuf: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let started = Instant::now();
+        // The parent does the QoS check (dropping frames that would be late).
+        self.parent_submit_input_buffer(is_discont, inbuf)
+    }
+
+    fn generate_output(
+        &self,
+    ) -> Result<gst_base::subclass::base_transform::GenerateOutputSuccess, gst::FlowError> {
+        use gst_base::subclass::base_transform::GenerateOutputSuccess;
+        let Some(buffer) = self.take_queued_buffer() else {
+            return Ok(GenerateOutputSuccess::NoOutput);
+        };
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let (switch_to, blend, blend_interval) = {
@@ -532,64 +561,85 @@ impl VideoFilterImpl for Stylize {
             state.style_id = style;
             gst::debug!(CAT, imp = self, "switched to style {}", state.style_id);
         }
+        let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let vector = state.style_vector;
+        state.pool.submit(|seq| Job {
+            seq,
+            buffer,
+            info,
+            vector,
+            blend,
+            blend_interval,
+            submitted: Instant::now(),
+        })?;
+        Ok(GenerateOutputSuccess::NoOutput)
+    }
 
-        let (w, h) = (frame.width() as usize, frame.height() as usize);
-        let result = match state.conversion.as_mut() {
-            None => {
-                let stride = frame.plane_stride()[0] as usize;
-                let data = frame.plane_data_mut(0).map_err(|_| gst::FlowError::Error)?;
-                stylize_rgb(
-                    state_parts(state),
-                    data,
-                    stride,
-                    w,
-                    h,
-                    blend,
-                    blend_interval,
-                )
-            }
-            Some(conv) => {
-                let rgb = conv.rgb.get_mut().ok_or(gst::FlowError::Error)?;
-                let mut rgb_frame =
-                    gst_video::VideoFrameRef::from_buffer_ref_writable(rgb, &conv.rgb_info)
-                        .map_err(|_| gst::FlowError::Error)?;
-                conv.to_rgb.frame_ref(&*frame, &mut rgb_frame);
-                let stride = rgb_frame.plane_stride()[0] as usize;
-                let data = rgb_frame
-                    .plane_data_mut(0)
-                    .map_err(|_| gst::FlowError::Error)?;
-                let parts = StateParts {
-                    engine: &mut state.engine,
-                    style_vector: &state.style_vector,
-                    frame_vector: &mut state.frame_vector,
-                    frames_since: &mut state.frames_since_frame_vector,
-                };
-                let r = stylize_rgb(parts, data, stride, w, h, blend, blend_interval);
-                if r.is_ok() {
-                    conv.from_rgb.frame_ref(&rgb_frame, frame);
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        if direction == gst::PadDirection::Src {
+            if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+                let mut upstream = gst::query::Latency::new();
+                if !self.obj().sink_pad().peer_query(&mut upstream) {
+                    return false;
                 }
-                r
+                let (live, min, max) = upstream.result();
+                let ours = self
+                    .stats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .max_frame_time;
+                gst::debug!(CAT, imp = self, "reporting latency {} + {}", min, ours);
+                q.set(live, min + ours, max.opt_add(ours));
+                return true;
             }
-        };
-        drop(guard);
-        if let Err(e) = result {
-            gst::element_imp_error!(self, gst::LibraryError::Failed, ["stylizing failed: {}", e]);
-            return Err(gst::FlowError::Error);
         }
+        BaseTransformImplExt::parent_query(self, direction, query)
+    }
+}
 
-        let elapsed = started.elapsed();
-        let took = gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64);
+impl VideoFilterImpl for Stylize {
+    fn set_info(
+        &self,
+        _incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        _outcaps: &gst::Caps,
+        _out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "{}x{} {:?}",
+            in_info.width(),
+            in_info.height(),
+            in_info.format()
+        );
+        state.info = Some(Arc::new(in_info.clone()));
+        Ok(())
+    }
+}
+
+impl Stylize {
+    fn pool_handle(&self) -> Option<PoolHandle> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Called by the output thread for every frame pushed.
+    fn frame_done(&self, in_element: Duration, processing: Duration) {
+        let took = gst::ClockTime::from_nseconds(in_element.as_nanos() as u64);
         gst::trace!(
             CAT,
             imp = self,
-            "frame {}x{} took {:.2} ms",
-            w,
-            h,
-            elapsed.as_secs_f64() * 1e3
+            "frame: {:.2} ms processing, {:.2} ms in the element",
+            processing.as_secs_f64() * 1e3,
+            in_element.as_secs_f64() * 1e3
         );
         let latency_grew = {
             let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-            stats.last_inference_ms = elapsed.as_secs_f64() * 1e3;
+            stats.last_inference_ms = processing.as_secs_f64() * 1e3;
             // Report a new latency only when it grows by a fifth, so the pipeline does not
             // recompute it for every frame.
             let grew = took > stats.max_frame_time + stats.max_frame_time / 5;
@@ -603,45 +653,5 @@ impl VideoFilterImpl for Stylize {
                 .obj()
                 .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
         }
-        Ok(gst::FlowSuccess::Ok)
     }
-}
-
-struct StateParts<'a> {
-    engine: &'a mut Engine,
-    style_vector: &'a StyleVector,
-    frame_vector: &'a mut Option<StyleVector>,
-    frames_since: &'a mut u32,
-}
-
-fn state_parts(state: &mut State) -> StateParts<'_> {
-    StateParts {
-        engine: &mut state.engine,
-        style_vector: &state.style_vector,
-        frame_vector: &mut state.frame_vector,
-        frames_since: &mut state.frames_since_frame_vector,
-    }
-}
-
-fn stylize_rgb(
-    parts: StateParts<'_>,
-    data: &mut [u8],
-    stride: usize,
-    w: usize,
-    h: usize,
-    blend: f32,
-    blend_interval: u32,
-) -> Result<(), EngineError> {
-    let vector = if blend > 0.0 {
-        if parts.frame_vector.is_none() || *parts.frames_since >= blend_interval {
-            *parts.frame_vector = Some(parts.engine.style_vector(data, stride, w, h)?);
-            *parts.frames_since = 0;
-        }
-        *parts.frames_since += 1;
-        let frame_vector = parts.frame_vector.as_ref().expect("set above");
-        blend_vectors(parts.style_vector, frame_vector, blend)
-    } else {
-        *parts.style_vector
-    };
-    parts.engine.stylize(data, stride, w, h, &vector)
 }

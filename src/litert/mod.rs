@@ -460,7 +460,10 @@ impl Network {
                 if hardware == Hardware::Cpu && threads > 0 {
                     // The CPU accelerator reads its settings as TOML text under the
                     // identifier "xnnpack".
-                    let toml = CString::new(format!("num_threads = {threads}\n"))
+                    // Extra CPU accelerator settings in the same TOML form (`flags = 1`,
+                    // `kernel_mode = "xnnpack"`), for profiling the CPU path.
+                    let extra = std::env::var("STYLIZE_XNNPACK_OPTIONS").unwrap_or_default();
+                    let toml = CString::new(format!("num_threads = {threads}\n{extra}"))
                         .expect("no NUL in formatted integer");
                     let payload = toml.into_raw() as *mut c_void;
                     let mut opaque = ptr::null_mut();

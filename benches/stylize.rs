@@ -1,0 +1,353 @@
+//! The speed benchmark (not a test): raw engine times, element pipeline fps and per-frame
+//! latency, the Python peer in the same run, peak RSS, and the ratios between them.
+//! Writes a table to stdout and JSON to `bench-out/results.json`.
+//!
+//!   cargo bench --bench stylize [-- --frames N --peer-frames N --out DIR --no-peer]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use gst::prelude::*;
+use serde_json::{json, Value};
+use stylize::litert::{Environment, Hardware, Network, Runtime};
+use stylize::{models, paths, tflite};
+
+struct Args {
+    frames: usize,
+    peer_frames: usize,
+    out: PathBuf,
+    peer: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        frames: 40,
+        peer_frames: 30,
+        out: paths::project_dir().join("bench-out"),
+        peer: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--frames" => a.frames = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.frames),
+            "--peer-frames" => {
+                a.peer_frames = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(a.peer_frames)
+            }
+            "--out" => a.out = it.next().map(PathBuf::from).unwrap_or(a.out),
+            "--no-peer" => a.peer = false,
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    a
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn model_path(role: &str) -> PathBuf {
+    paths::default_model_dir().join(models::file_for(role).expect("known role"))
+}
+
+/// Median ms of `LiteRtRunCompiledModel` alone, after two warm-up runs.
+fn raw_engine(hardware: Hardware, role: &str, h: usize, w: usize, runs: usize) -> Option<f64> {
+    let rt = Runtime::shared(None).ok()?;
+    let env = Environment::new(rt).ok()?;
+    let bytes = std::fs::read(model_path(role)).ok()?;
+    let dims = [1, h as i32, w as i32, 3];
+    let patched = tflite::transfer_for_size(&bytes, h, w).ok()?;
+    let threads = stylize::engine::default_threads();
+    let mut net = Network::new(
+        env,
+        Arc::from(patched),
+        hardware,
+        threads,
+        &[("content_image", &dims)],
+    )
+    .ok()?;
+    let content = net.input_index("content_image").ok()?;
+    net.write_input(content, |t| {
+        for (i, v) in t.iter_mut().enumerate() {
+            *v = (i % 251) as f32 / 251.0;
+        }
+    })
+    .ok()?;
+    let mut times = Vec::new();
+    for i in 0..runs + 2 {
+        let t = Instant::now();
+        net.run().ok()?;
+        if i >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Some(median(times))
+}
+
+struct PipelineResult {
+    fps: f64,
+    latency_ms: f64,
+    first_frame_ms: f64,
+    inference: (usize, usize),
+}
+
+/// videotestsrc → stylize → fakesink sync=false: steady fps after the first frame, the
+/// median time a buffer spends in the element, and PLAYING → first stylized buffer.
+fn pipeline(
+    accelerator: &str,
+    width: usize,
+    height: usize,
+    frames: usize,
+) -> Option<PipelineResult> {
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers={} pattern=smpte75 ! video/x-raw,format=I420,width={width},height={height} \
+         ! stylize name=st accelerator={accelerator} ! fakesink name=sink sync=false",
+        frames + 1
+    ))
+    .ok()?
+    .downcast::<gst::Pipeline>()
+    .ok()?;
+    let st = pipeline.by_name("st")?;
+    let entered: Arc<Mutex<Vec<Instant>>> = Default::default();
+    let left: Arc<Mutex<Vec<Instant>>> = Default::default();
+    let e = entered.clone();
+    st.static_pad("sink")?
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            e.lock().unwrap().push(Instant::now());
+            gst::PadProbeReturn::Ok
+        });
+    let l = left.clone();
+    st.static_pad("src")?
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            l.lock().unwrap().push(Instant::now());
+            gst::PadProbeReturn::Ok
+        });
+    let started = Instant::now();
+    pipeline.set_state(gst::State::Playing).ok()?;
+    let bus = pipeline.bus()?;
+    let mut ok = true;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(600)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(err) => {
+                eprintln!("{accelerator} {width}x{height}: {}", err.error());
+                ok = false;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let active: String = st.property("active-accelerator");
+    let _ = pipeline.set_state(gst::State::Null);
+    if !ok || active != accelerator {
+        return None;
+    }
+    let entered = entered.lock().unwrap().clone();
+    let left = left.lock().unwrap().clone();
+    if left.len() < 2 {
+        return None;
+    }
+    let steady = left[left.len() - 1].duration_since(left[0]).as_secs_f64();
+    let latencies = entered
+        .iter()
+        .zip(&left)
+        .skip(1)
+        .map(|(a, b)| b.duration_since(*a).as_secs_f64() * 1e3)
+        .collect();
+    let engine_size = {
+        let (w, h) = stylize::resample::inference_size(width, height, 384);
+        if accelerator == "gpu" {
+            stylize::engine::gpu_inference_size(width, height, 384).unwrap_or((w, h))
+        } else {
+            (w, h)
+        }
+    };
+    Some(PipelineResult {
+        fps: (left.len() - 1) as f64 / steady,
+        latency_ms: median(latencies),
+        first_frame_ms: left[0].duration_since(started).as_secs_f64() * 1e3,
+        inference: engine_size,
+    })
+}
+
+fn peer_fps(frames: usize) -> Option<f64> {
+    let root = paths::project_dir();
+    let python = root.join(".venv/bin/python");
+    let out = Command::new(python)
+        .arg(root.join("../shared/reference/reference.py"))
+        .args(["peer", "--transfer"])
+        .arg(model_path("transfer-int8"))
+        .arg("--predict")
+        .arg(model_path("prediction-int8"))
+        .arg("--style-image")
+        .arg(root.join("../shared/styles/monet.png"))
+        .args(["--frames", &frames.to_string()])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next().map(str::to_string))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let a = args();
+    gst::init().expect("GStreamer");
+    stylize::element::register_static().expect("element registers");
+    let gpu = Runtime::shared(None)
+        .map(|rt| rt.gpu_accelerator_present())
+        .unwrap_or(false);
+
+    let mut raw = Vec::new();
+    println!(
+        "raw engine (LiteRtRunCompiledModel, median ms/frame, {} threads)",
+        stylize::engine::default_threads()
+    );
+    for (role, hw) in [
+        ("transfer-int8", Hardware::Cpu),
+        ("transfer-fp16", Hardware::Cpu),
+        ("transfer-fp16", Hardware::Gpu),
+    ] {
+        if hw == Hardware::Gpu && !gpu {
+            continue;
+        }
+        for (h, w) in [(384, 384), (288, 384), (216, 384)] {
+            let ms = raw_engine(hw, role, h, w, 7);
+            match ms {
+                Some(ms) => println!("  {role:<14} {:<4} {w}x{h:<4} {ms:8.1} ms", hw.name()),
+                None => println!("  {role:<14} {:<4} {w}x{h:<4}      n/a", hw.name()),
+            }
+            raw.push(
+                json!({"model": role, "hardware": hw.name(), "width": w, "height": h, "ms": ms}),
+            );
+        }
+    }
+
+    let mut pipelines = Vec::new();
+    println!(
+        "element pipeline (videotestsrc I420 → stylize → fakesink sync=false, {} frames)",
+        a.frames
+    );
+    for accel in ["cpu", "gpu"] {
+        for (w, h) in [(640, 480), (1280, 720)] {
+            match pipeline(accel, w, h, a.frames) {
+                Some(r) => {
+                    println!(
+                        "  {accel} {w}x{h}: {:.2} fps, latency {:.1} ms/frame, inference {}x{}, first frame {:.0} ms",
+                        r.fps, r.latency_ms, r.inference.0, r.inference.1, r.first_frame_ms
+                    );
+                    pipelines.push(json!({
+                        "accelerator": accel, "width": w, "height": h, "fps": r.fps,
+                        "latency_ms": r.latency_ms, "first_frame_ms": r.first_frame_ms,
+                        "inference_width": r.inference.0, "inference_height": r.inference.1,
+                    }));
+                }
+                None => println!("  {accel} {w}x{h}: not available here"),
+            }
+        }
+    }
+
+    let peer = if a.peer {
+        peer_fps(a.peer_frames)
+    } else {
+        None
+    };
+    match peer {
+        Some(fps) => println!(
+            "python peer (reference.py peer, 640x480, 384x384 int8, 2 threads): {fps:.2} fps"
+        ),
+        None => println!("python peer: not run"),
+    }
+    let rss = peak_rss_kib();
+    println!("peak RSS of this process: {:.1} MiB", rss as f64 / 1024.0);
+
+    let find = |accel: &str, w: usize| {
+        pipelines
+            .iter()
+            .find(|p| p["accelerator"] == accel && p["width"] == w)
+            .cloned()
+    };
+    let raw_at = |w: usize, h: usize| {
+        raw.iter()
+            .find(|r| {
+                r["model"] == "transfer-int8"
+                    && r["hardware"] == "cpu"
+                    && r["width"] == w
+                    && r["height"] == h
+            })
+            .and_then(|r| r["ms"].as_f64())
+    };
+    let mut ratios = json!({});
+    if let Some(p) = find("cpu", 640) {
+        let fps = p["fps"].as_f64().unwrap_or(0.0);
+        if let Some(peer) = peer {
+            ratios["element_over_peer_fps_640x480"] = json!(fps / peer);
+            println!("element / peer fps at 640x480: {:.2}", fps / peer);
+        }
+        if let Some(raw_ms) = raw_at(384, 288) {
+            let element_ms = 1e3 / fps;
+            ratios["element_over_raw_time_640x480"] = json!(element_ms / raw_ms);
+            println!(
+                "element / raw engine time at 640x480 (384x288): {:.2} ({:.1} ms vs {:.1} ms)",
+                element_ms / raw_ms,
+                element_ms,
+                raw_ms
+            );
+        }
+    }
+
+    let result = json!({
+        "date": chrono_free_date(),
+        "machine": machine(),
+        "frames": a.frames,
+        "raw_engine": raw,
+        "pipelines": pipelines,
+        "peer_fps": peer,
+        "peak_rss_kib": rss,
+        "ratios": ratios,
+    });
+    std::fs::create_dir_all(&a.out).expect("output folder");
+    let path = a.out.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&result).unwrap()).expect("results written");
+    println!("wrote {}", path.display());
+}
+
+fn chrono_free_date() -> Value {
+    Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%dT%H:%M:%SZ")
+        .output()
+        .map(|o| json!(String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or(Value::Null)
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    json!({
+        "cpu": cpu,
+        "cores": stylize::engine::default_threads(),
+        "arch": std::env::consts::ARCH,
+    })
+}

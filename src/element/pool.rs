@@ -1,0 +1,398 @@
+//! Frame-level parallelism for the element: N workers, each with its own engine, stylize
+//! alternate frames; an output thread pushes the results in input order. The streaming
+//! thread only hands frames over, and waits when N frames are already in flight.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use gst_video::prelude::*;
+
+use crate::engine::{blend_vectors, Engine};
+use crate::StyleVector;
+
+/// One frame to stylize.
+pub struct Job {
+    pub seq: u64,
+    pub buffer: gst::Buffer,
+    pub info: Arc<gst_video::VideoInfo>,
+    pub vector: StyleVector,
+    pub blend: f32,
+    pub blend_interval: u32,
+    pub submitted: Instant,
+}
+
+enum Outcome {
+    /// The frame, when it was handed over, and how long the worker took.
+    Done(gst::Buffer, Instant, Duration),
+    Failed(String),
+}
+
+/// Where the output thread sends frames and errors.
+pub trait Sink: Send + Sync + 'static {
+    fn push(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError>;
+    fn fail(&self, message: &str);
+    /// The time a frame spent in the element, from hand-over to push.
+    fn frame_done(&self, in_element: Duration, processing: Duration);
+}
+
+struct Slots {
+    results: Vec<Option<Outcome>>,
+    next_out: u64,
+    in_flight: usize,
+    flushing: bool,
+    shutdown: bool,
+    flow: Result<gst::FlowSuccess, gst::FlowError>,
+}
+
+struct Shared {
+    slots: Mutex<Slots>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Flushing and draining, usable from any thread without the element's state lock.
+#[derive(Clone)]
+pub struct PoolHandle {
+    shared: Arc<Shared>,
+}
+
+pub struct Pool {
+    jobs: Option<SyncSender<Job>>,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    output: Option<JoinHandle<()>>,
+    size: usize,
+    next_seq: u64,
+}
+
+/// A worker's own engine and the conversion to and from packed RGB for the current caps.
+struct Worker {
+    engine: Engine,
+    conversion: Option<(Arc<gst_video::VideoInfo>, Conversion)>,
+    frame_vector: Option<StyleVector>,
+    frames_since_vector: u32,
+}
+
+struct Conversion {
+    to_rgb: gst_video::VideoConverter,
+    from_rgb: gst_video::VideoConverter,
+    rgb_info: gst_video::VideoInfo,
+    rgb: gst::Buffer,
+}
+
+impl Conversion {
+    fn new(info: &gst_video::VideoInfo) -> Result<Conversion, String> {
+        let rgb_info =
+            gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, info.width(), info.height())
+                .fps(info.fps())
+                .par(info.par())
+                .build()
+                .map_err(|e| e.to_string())?;
+        let to_rgb = gst_video::VideoConverter::new(info, &rgb_info, None)
+            .map_err(|e| format!("converter to RGB: {e}"))?;
+        let from_rgb = gst_video::VideoConverter::new(&rgb_info, info, None)
+            .map_err(|e| format!("converter from RGB: {e}"))?;
+        let rgb = gst::Buffer::with_size(rgb_info.size()).map_err(|e| e.to_string())?;
+        Ok(Conversion {
+            to_rgb,
+            from_rgb,
+            rgb_info,
+            rgb,
+        })
+    }
+}
+
+impl Worker {
+    fn process(&mut self, job: Job) -> Result<gst::Buffer, String> {
+        let info = job.info;
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let mut buffer = job.buffer;
+        let needs_rgb = info.format() != gst_video::VideoFormat::Rgb;
+        if needs_rgb && !matches!(&self.conversion, Some((i, _)) if Arc::ptr_eq(i, &info)) {
+            self.conversion = Some((info.clone(), Conversion::new(&info)?));
+        }
+        let mut frame =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(buffer.make_mut(), &info)
+                .map_err(|_| "cannot map the frame for writing".to_string())?;
+        let refresh = job.blend > 0.0
+            && (self.frame_vector.is_none() || self.frames_since_vector >= job.blend_interval);
+        match (needs_rgb, self.conversion.as_mut()) {
+            (true, Some((_, conv))) => {
+                let rgb = conv.rgb.get_mut().ok_or("RGB scratch buffer is shared")?;
+                let mut rgb_frame =
+                    gst_video::VideoFrameRef::from_buffer_ref_writable(rgb, &conv.rgb_info)
+                        .map_err(|_| "cannot map the RGB frame".to_string())?;
+                conv.to_rgb.frame_ref(&frame, &mut rgb_frame);
+                let stride = rgb_frame.plane_stride()[0] as usize;
+                let data = rgb_frame.plane_data_mut(0).map_err(|e| e.to_string())?;
+                stylize_rgb(
+                    &mut self.engine,
+                    &mut self.frame_vector,
+                    refresh,
+                    data,
+                    stride,
+                    (w, h),
+                    &job.vector,
+                    job.blend,
+                )?;
+                conv.from_rgb.frame_ref(&rgb_frame, &mut frame);
+            }
+            _ => {
+                let stride = frame.plane_stride()[0] as usize;
+                let data = frame.plane_data_mut(0).map_err(|e| e.to_string())?;
+                stylize_rgb(
+                    &mut self.engine,
+                    &mut self.frame_vector,
+                    refresh,
+                    data,
+                    stride,
+                    (w, h),
+                    &job.vector,
+                    job.blend,
+                )?;
+            }
+        }
+        self.frames_since_vector = if refresh {
+            1
+        } else {
+            self.frames_since_vector + 1
+        };
+        drop(frame);
+        Ok(buffer)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stylize_rgb(
+    engine: &mut Engine,
+    frame_vector: &mut Option<StyleVector>,
+    refresh: bool,
+    data: &mut [u8],
+    stride: usize,
+    (w, h): (usize, usize),
+    style: &StyleVector,
+    blend: f32,
+) -> Result<(), String> {
+    let vector = if blend > 0.0 {
+        if refresh {
+            *frame_vector = Some(
+                engine
+                    .style_vector(data, stride, w, h)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        match frame_vector {
+            Some(own) => blend_vectors(style, own, blend),
+            None => *style,
+        }
+    } else {
+        *style
+    };
+    engine
+        .stylize(data, stride, w, h, &vector)
+        .map_err(|e| e.to_string())
+}
+
+impl Pool {
+    /// Starts one worker per engine and the output thread.
+    pub fn start(engines: Vec<Engine>, sink: Arc<dyn Sink>) -> Pool {
+        let size = engines.len().max(1);
+        let shared = Arc::new(Shared {
+            slots: Mutex::new(Slots {
+                results: (0..size).map(|_| None).collect(),
+                next_out: 0,
+                in_flight: 0,
+                flushing: false,
+                shutdown: false,
+                flow: Ok(gst::FlowSuccess::Ok),
+            }),
+            changed: Condvar::new(),
+        });
+        let (tx, rx) = sync_channel::<Job>(size);
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = engines
+            .into_iter()
+            .enumerate()
+            .map(|(i, engine)| {
+                let rx = rx.clone();
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("stylize-worker-{i}"))
+                    .spawn(move || worker_loop(engine, rx, shared))
+                    .expect("worker thread starts")
+            })
+            .collect();
+        let output = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("stylize-output".into())
+                .spawn(move || output_loop(shared, sink, size))
+                .expect("output thread starts")
+        };
+        Pool {
+            jobs: Some(tx),
+            shared,
+            workers,
+            output: Some(output),
+            size,
+            next_seq: 0,
+        }
+    }
+
+    /// Hands a frame over, waiting while all workers are busy. Returns the first
+    /// downstream error seen by the output thread, so it reaches upstream.
+    pub fn submit(
+        &mut self,
+        make: impl FnOnce(u64) -> Job,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        {
+            let mut slots = self.shared.lock();
+            while slots.in_flight >= self.size && !slots.flushing && !slots.shutdown {
+                slots = self
+                    .shared
+                    .changed
+                    .wait(slots)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            if slots.flushing || slots.shutdown {
+                return Err(gst::FlowError::Flushing);
+            }
+            slots.flow?;
+            slots.in_flight += 1;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|tx| tx.send(make(seq)).is_ok());
+        if !sent {
+            return Err(gst::FlowError::Flushing);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    pub fn handle(&self) -> PoolHandle {
+        PoolHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl PoolHandle {
+    /// Waits until every frame handed over has been pushed (or dropped while flushing).
+    pub fn drain(&self) {
+        let mut slots = self.shared.lock();
+        while slots.in_flight > 0 && !slots.shutdown {
+            slots = self
+                .shared
+                .changed
+                .wait(slots)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// While flushing, finished frames are dropped and submit refuses new ones.
+    pub fn set_flushing(&self, flushing: bool) {
+        let mut slots = self.shared.lock();
+        slots.flushing = flushing;
+        if !flushing {
+            slots.flow = Ok(gst::FlowSuccess::Ok);
+        }
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.jobs.take();
+        {
+            let mut slots = self.shared.lock();
+            slots.shutdown = true;
+            self.shared.changed.notify_all();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        if let Some(o) = self.output.take() {
+            let _ = o.join();
+        }
+    }
+}
+
+fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Job>>>, shared: Arc<Shared>) {
+    let mut worker = Worker {
+        engine,
+        conversion: None,
+        frame_vector: None,
+        frames_since_vector: 0,
+    };
+    loop {
+        let job = {
+            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            rx.recv()
+        };
+        let Ok(job) = job else {
+            return;
+        };
+        let seq = job.seq;
+        let submitted = job.submitted;
+        let started = Instant::now();
+        let outcome = match worker.process(job) {
+            Ok(buffer) => Outcome::Done(buffer, submitted, started.elapsed()),
+            Err(e) => Outcome::Failed(e),
+        };
+        let mut slots = shared.lock();
+        let n = slots.results.len();
+        slots.results[(seq % n as u64) as usize] = Some(outcome);
+        shared.changed.notify_all();
+    }
+}
+
+fn output_loop(shared: Arc<Shared>, sink: Arc<dyn Sink>, size: usize) {
+    loop {
+        let outcome = {
+            let mut slots = shared.lock();
+            loop {
+                let index = (slots.next_out % size as u64) as usize;
+                if let Some(outcome) = slots.results[index].take() {
+                    break (outcome, slots.flushing);
+                }
+                if slots.shutdown {
+                    return;
+                }
+                slots = shared
+                    .changed
+                    .wait(slots)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let flow = match outcome {
+            (_, true) => Err(gst::FlowError::Flushing),
+            (Outcome::Done(buffer, submitted, processing), false) => {
+                sink.frame_done(submitted.elapsed(), processing);
+                sink.push(buffer)
+            }
+            (Outcome::Failed(message), false) => {
+                sink.fail(&message);
+                Err(gst::FlowError::Error)
+            }
+        };
+        let mut slots = shared.lock();
+        slots.next_out += 1;
+        slots.in_flight = slots.in_flight.saturating_sub(1);
+        if let Err(e) = flow {
+            if slots.flow.is_ok() && !slots.flushing {
+                slots.flow = Err(e);
+            }
+        }
+        shared.changed.notify_all();
+    }
+}
