@@ -73,23 +73,13 @@ fn four_k_i420_is_stylized() {
 /// Pushes the same frame six times; the style changes after the third output.
 #[test]
 fn style_switch_while_playing_applies_from_the_next_frame_without_loss() {
-    init();
     let frame = Rgb::load(&shared().join("content/tiger.jpg"));
-    let pipeline = gst::parse::launch(
-        "appsrc name=src format=time ! stylize name=st style=monet ! appsink name=sink sync=false",
-    )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    let (pipeline, sink) =
+        launch("appsrc name=src format=time ! stylize name=st style=monet ! appsink name=sink");
     let src = pipeline
         .by_name("src")
         .unwrap()
         .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
         .unwrap();
     let stylizer = pipeline.by_name("st").unwrap();
     src.set_caps(Some(&rgb_caps(frame.width, frame.height, 30)));
@@ -134,18 +124,9 @@ fn unknown_style_is_an_error_that_lists_the_known_ids() {
 
 #[test]
 fn unknown_style_set_while_playing_is_an_error_not_a_crash() {
-    init();
-    let pipeline = gst::parse::launch(
-        "videotestsrc num-buffers=30 ! video/x-raw,width=64,height=48 ! stylize name=st ! appsink name=sink sync=false",
-    )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (pipeline, sink) = launch(
+        "videotestsrc num-buffers=30 ! video/x-raw,width=64,height=48 ! stylize name=st ! appsink name=sink",
+    );
     let stylizer = pipeline.by_name("st").unwrap();
     let out = drive(&pipeline, Some(&sink), |count| {
         if count == 2 {
@@ -234,18 +215,9 @@ fn blend_zero_and_one_differ() {
 
 #[test]
 fn auto_accelerator_falls_back_to_the_cpu_with_one_warning() {
-    init();
-    let pipeline = gst::parse::launch(
-        "videotestsrc num-buffers=2 ! video/x-raw,width=64,height=48 ! stylize name=st accelerator=auto ! appsink name=sink sync=false",
-    )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (pipeline, sink) = launch(
+        "videotestsrc num-buffers=2 ! video/x-raw,width=64,height=48 ! stylize name=st accelerator=auto ! appsink name=sink",
+    );
     let stylizer = pipeline.by_name("st").unwrap();
     let mut active = String::new();
     let out = drive(&pipeline, Some(&sink), |_| {
@@ -267,18 +239,9 @@ fn auto_accelerator_falls_back_to_the_cpu_with_one_warning() {
 
 #[test]
 fn latency_query_reports_the_processing_time() {
-    init();
-    let pipeline = gst::parse::launch(
-        "videotestsrc is-live=true num-buffers=5 ! video/x-raw,width=64,height=48,framerate=30/1 ! stylize name=st ! appsink name=sink sync=false",
-    )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (pipeline, sink) = launch(
+        "videotestsrc is-live=true num-buffers=5 ! video/x-raw,width=64,height=48,framerate=30/1 ! stylize name=st ! appsink name=sink",
+    );
     let stylizer = pipeline.by_name("st").unwrap();
     let mut reported = None;
     let out = drive(&pipeline, Some(&sink), |count| {

@@ -112,7 +112,6 @@ impl Conversion {
 impl Worker {
     fn process(&mut self, job: Job) -> Result<gst::Buffer, String> {
         let info = job.info;
-        let (w, h) = (info.width() as usize, info.height() as usize);
         let mut buffer = job.buffer;
         let needs_rgb = info.format() != gst_video::VideoFormat::Rgb;
         if needs_rgb && !matches!(&self.conversion, Some((i, _)) if Arc::ptr_eq(i, &info)) {
@@ -123,6 +122,11 @@ impl Worker {
                 .map_err(|_| "cannot map the frame for writing".to_string())?;
         let refresh = job.blend > 0.0
             && (self.frame_vector.is_none() || self.frames_since_vector >= job.blend_interval);
+        let style = Style {
+            vector: &job.vector,
+            blend: job.blend,
+            refresh,
+        };
         match (needs_rgb, self.conversion.as_mut()) {
             (true, Some((_, conv))) => {
                 let rgb = conv.rgb.get_mut().ok_or("RGB scratch buffer is shared")?;
@@ -130,34 +134,15 @@ impl Worker {
                     gst_video::VideoFrameRef::from_buffer_ref_writable(rgb, &conv.rgb_info)
                         .map_err(|_| "cannot map the RGB frame".to_string())?;
                 conv.to_rgb.frame_ref(&frame, &mut rgb_frame);
-                let stride = rgb_frame.plane_stride()[0] as usize;
-                let data = rgb_frame.plane_data_mut(0).map_err(|e| e.to_string())?;
-                stylize_rgb(
+                stylize_frame(
                     &mut self.engine,
                     &mut self.frame_vector,
-                    refresh,
-                    data,
-                    stride,
-                    (w, h),
-                    &job.vector,
-                    job.blend,
+                    &mut rgb_frame,
+                    &style,
                 )?;
                 conv.from_rgb.frame_ref(&rgb_frame, &mut frame);
             }
-            _ => {
-                let stride = frame.plane_stride()[0] as usize;
-                let data = frame.plane_data_mut(0).map_err(|e| e.to_string())?;
-                stylize_rgb(
-                    &mut self.engine,
-                    &mut self.frame_vector,
-                    refresh,
-                    data,
-                    stride,
-                    (w, h),
-                    &job.vector,
-                    job.blend,
-                )?;
-            }
+            _ => stylize_frame(&mut self.engine, &mut self.frame_vector, &mut frame, &style)?,
         }
         self.frames_since_vector = if refresh {
             1
@@ -169,19 +154,26 @@ impl Worker {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn stylize_rgb(
+/// What to apply to one frame.
+struct Style<'a> {
+    vector: &'a StyleVector,
+    blend: f32,
+    /// Recompute the frame's own vector (for blending) from this frame.
+    refresh: bool,
+}
+
+/// Stylizes a packed RGB frame in place.
+fn stylize_frame(
     engine: &mut Engine,
     frame_vector: &mut Option<StyleVector>,
-    refresh: bool,
-    data: &mut [u8],
-    stride: usize,
-    (w, h): (usize, usize),
-    style: &StyleVector,
-    blend: f32,
+    frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    style: &Style,
 ) -> Result<(), String> {
-    let vector = if blend > 0.0 {
-        if refresh {
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let stride = frame.plane_stride()[0] as usize;
+    let data = frame.plane_data_mut(0).map_err(|e| e.to_string())?;
+    let vector = if style.blend > 0.0 {
+        if style.refresh {
             *frame_vector = Some(
                 engine
                     .style_vector(data, stride, w, h)
@@ -189,11 +181,11 @@ fn stylize_rgb(
             );
         }
         match frame_vector {
-            Some(own) => blend_vectors(style, own, blend),
-            None => *style,
+            Some(own) => blend_vectors(style.vector, own, style.blend),
+            None => *style.vector,
         }
     } else {
-        *style
+        *style.vector
     };
     engine
         .stylize(data, stride, w, h, &vector)

@@ -146,9 +146,8 @@ fn describe(err: &glib::Error, debug: Option<&glib::GString>) -> String {
 
 use gst::glib;
 
-/// Runs a `gst-launch`-style description whose last element is `appsink name=sink`,
-/// until EOS or error, collecting every sample.
-pub fn run_pipeline(description: &str) -> Outcome {
+/// Builds a `gst-launch`-style description whose last element is `appsink name=sink`.
+pub fn launch(description: &str) -> (gst::Pipeline, gst_app::AppSink) {
     init();
     let pipeline = gst::parse::launch(description)
         .unwrap_or_else(|e| panic!("{description}: {e}"))
@@ -160,6 +159,12 @@ pub fn run_pipeline(description: &str) -> Outcome {
         .downcast::<gst_app::AppSink>()
         .expect("appsink");
     sink.set_property("sync", false);
+    (pipeline, sink)
+}
+
+/// Runs a description from [`launch`] until EOS or error, collecting every sample.
+pub fn run_pipeline(description: &str) -> Outcome {
+    let (pipeline, sink) = launch(description);
     drive(&pipeline, Some(&sink), |_| {})
 }
 
