@@ -569,8 +569,10 @@ fn soak_1000_style_switches() {
     let started = Instant::now();
     let frames_before = d.proxy().frames().unwrap();
     let p = d.proxy();
+    // Spread over a few seconds, so many frames stream while the style keeps changing.
     for i in 0..1000 {
         p.set_style(&styles[i % styles.len()]).unwrap();
+        std::thread::sleep(Duration::from_millis(3));
     }
     let took = started.elapsed();
     d.wait_frames(5);
