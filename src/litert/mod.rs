@@ -464,7 +464,7 @@ impl Network {
                     // `kernel_mode = "xnnpack"`), for profiling the CPU path.
                     let extra = std::env::var("STYLIZE_XNNPACK_OPTIONS").unwrap_or_default();
                     let toml = CString::new(format!("num_threads = {threads}\n{extra}"))
-                        .expect("no NUL in formatted integer");
+                        .expect("formatted integers and environment values hold no NUL");
                     let payload = toml.into_raw() as *mut c_void;
                     let mut opaque = ptr::null_mut();
                     let status = (api.create_opaque_options)(
