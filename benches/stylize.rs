@@ -57,12 +57,46 @@ fn model_path(role: &str) -> PathBuf {
 
 /// Median ms of `LiteRtRunCompiledModel` alone, after two warm-up runs.
 fn raw_engine(hardware: Hardware, role: &str, h: usize, w: usize, runs: usize) -> Option<f64> {
+    raw_engine_with(
+        hardware,
+        role,
+        h,
+        w,
+        runs,
+        stylize::engine::default_threads(),
+    )
+}
+
+/// `engines` single-threaded engines running side by side, as the element's workers do:
+/// the median ms of one run under that contention.
+fn raw_engines_side_by_side(engines: usize, h: usize, w: usize, runs: usize) -> Option<f64> {
+    let handles: Vec<_> = (0..engines)
+        .map(|_| {
+            std::thread::spawn(move || {
+                raw_engine_with(Hardware::Cpu, "transfer-int8", h, w, runs, 1)
+            })
+        })
+        .collect();
+    let times: Option<Vec<f64>> = handles
+        .into_iter()
+        .map(|t| t.join().ok().flatten())
+        .collect();
+    times.map(median)
+}
+
+fn raw_engine_with(
+    hardware: Hardware,
+    role: &str,
+    h: usize,
+    w: usize,
+    runs: usize,
+    threads: usize,
+) -> Option<f64> {
     let rt = Runtime::shared(None).ok()?;
     let env = Environment::new(rt).ok()?;
     let bytes = std::fs::read(model_path(role)).ok()?;
     let dims = [1, h as i32, w as i32, 3];
     let patched = tflite::transfer_for_size(&bytes, h, w).ok()?;
-    let threads = stylize::engine::default_threads();
     let mut net = Network::new(
         env,
         Arc::from(patched),
@@ -91,6 +125,8 @@ fn raw_engine(hardware: Hardware, role: &str, h: usize, w: usize, runs: usize) -
 
 struct PipelineResult {
     fps: f64,
+    /// Median time a worker took for one frame: conversion, resizes and the run.
+    processing_ms: f64,
     latency_ms: f64,
     first_frame_ms: f64,
     inference: (usize, usize),
@@ -122,9 +158,16 @@ fn pipeline(
             gst::PadProbeReturn::Ok
         });
     let l = left.clone();
+    let processing: Arc<Mutex<Vec<f64>>> = Default::default();
+    let p = processing.clone();
+    let element = st.clone();
     st.static_pad("src")?
         .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             l.lock().unwrap().push(Instant::now());
+            // Set just before the push: this frame's worker time.
+            p.lock()
+                .unwrap()
+                .push(element.property::<f64>("inference-ms"));
             gst::PadProbeReturn::Ok
         });
     let started = Instant::now();
@@ -167,8 +210,10 @@ fn pipeline(
             (w, h)
         }
     };
+    let processing_ms = median(processing.lock().unwrap().iter().skip(2).copied().collect());
     Some(PipelineResult {
         fps: (left.len() - 1) as f64 / steady,
+        processing_ms,
         latency_ms: median(latencies),
         first_frame_ms: left[0].duration_since(started).as_secs_f64() * 1e3,
         inference: engine_size,
@@ -248,11 +293,12 @@ fn main() {
             match pipeline(accel, w, h, a.frames) {
                 Some(r) => {
                     println!(
-                        "  {accel} {w}x{h}: {:.2} fps, latency {:.1} ms/frame, inference {}x{}, first frame {:.0} ms",
-                        r.fps, r.latency_ms, r.inference.0, r.inference.1, r.first_frame_ms
+                        "  {accel} {w}x{h}: {:.2} fps, latency {:.1} ms/frame, worker {:.1} ms/frame, inference {}x{}, first frame {:.0} ms",
+                        r.fps, r.latency_ms, r.processing_ms, r.inference.0, r.inference.1, r.first_frame_ms
                     );
                     pipelines.push(json!({
                         "accelerator": accel, "width": w, "height": h, "fps": r.fps,
+                        "processing_ms": r.processing_ms,
                         "latency_ms": r.latency_ms, "first_frame_ms": r.first_frame_ms,
                         "inference_width": r.inference.0, "inference_height": r.inference.1,
                     }));
@@ -293,6 +339,19 @@ fn main() {
             .and_then(|r| r["ms"].as_f64())
     };
     let mut ratios = json!({});
+    let workers = stylize::engine::default_threads().clamp(1, 4);
+    let side_by_side = raw_engines_side_by_side(workers, 288, 384, 7);
+    if let (Some(p), Some(raw_ms)) = (find("cpu", 640), side_by_side) {
+        if let Some(worker_ms) = p["processing_ms"].as_f64() {
+            let overhead = worker_ms / raw_ms - 1.0;
+            ratios["element_overhead_640x480"] = json!(overhead);
+            println!(
+                "element overhead at 640x480: worker {worker_ms:.1} ms/frame vs {raw_ms:.1} ms for the run alone \
+                 ({workers} single-threaded engines side by side): {:+.1}%",
+                overhead * 100.0
+            );
+        }
+    }
     if let Some(p) = find("cpu", 640) {
         let fps = p["fps"].as_f64().unwrap_or(0.0);
         if let Some(peer) = peer {
