@@ -111,14 +111,13 @@ impl<'a> Table<'a> {
         }
     }
 
-    fn vector(self, slot: usize) -> Result<Option<Vector<'a>>> {
+    fn vector(self, slot: usize) -> Result<Option<Vector>> {
         match self.field(slot)? {
             None => Ok(None),
             Some(at) => {
                 let start = self.buf.deref(at)?;
                 let len = self.buf.u32(start)? as usize;
                 Ok(Some(Vector {
-                    buf: self.buf,
                     data: start + 4,
                     len,
                 }))
@@ -167,9 +166,7 @@ impl<'a> Table<'a> {
 }
 
 #[derive(Clone, Copy)]
-struct Vector<'a> {
-    #[allow(dead_code)]
-    buf: Buf<'a>,
+struct Vector {
     data: usize,
     len: usize,
 }

@@ -600,7 +600,7 @@ fn soak_1000_style_switches() {
 /// another user may read properties but not call methods.
 #[test]
 fn system_bus_policy_lets_only_root_and_group_stylize_call_methods() {
-    if unsafe_euid() != 0 {
+    if effective_uid() != 0 {
         panic!("this test runs the daemon as root and a client as nobody; run as root");
     }
     let policy = root().join("systemd/io.github.stylize.Stylized1.conf");
@@ -690,7 +690,7 @@ fn system_bus_policy_lets_only_root_and_group_stylize_call_methods() {
     );
 }
 
-fn unsafe_euid() -> u32 {
+fn effective_uid() -> u32 {
     // /proc/self/status "Uid:" has real, effective, saved, fs.
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -359,22 +359,17 @@ impl ElementImpl for Stylize {
                 .width_range(MIN_SIDE..=MAX_SIDE)
                 .height_range(MIN_SIDE..=MAX_SIDE)
                 .build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
+            // Same caps on both sides: the frame leaves in the format it came in.
+            [
+                ("src", gst::PadDirection::Src),
+                ("sink", gst::PadDirection::Sink),
             ]
+            .into_iter()
+            .map(|(name, direction)| {
+                gst::PadTemplate::new(name, direction, gst::PadPresence::Always, &caps)
+                    .expect("valid template")
+            })
+            .collect()
         });
         PAD_TEMPLATES.as_ref()
     }

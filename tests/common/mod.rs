@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::Once;
 use std::time::Duration;
 
+use gst::glib;
 use gst::prelude::*;
 use gst_video::prelude::*;
 
@@ -143,8 +144,6 @@ pub struct Outcome {
 fn describe(err: &glib::Error, debug: Option<&glib::GString>) -> String {
     format!("{err} ({})", debug.map(|d| d.as_str()).unwrap_or(""))
 }
-
-use gst::glib;
 
 /// Builds a `gst-launch`-style description whose last element is `appsink name=sink`.
 pub fn launch(description: &str) -> (gst::Pipeline, gst_app::AppSink) {
