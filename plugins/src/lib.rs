@@ -5,6 +5,9 @@
 use gst::glib;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    if let Some(file) = plugin.filename() {
+        stylize::paths::set_module_file(file);
+    }
     stylize::element::register(plugin)
 }
 

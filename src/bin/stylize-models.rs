@@ -21,7 +21,8 @@ enum Cmd {
         /// Folder that holds copies of the model files, used instead of downloading.
         #[arg(long, env = models::MIRROR_ENV)]
         mirror: Option<PathBuf>,
-        /// Where the models go (default: $STYLIZE_MODEL_DIR or the project's models/cache).
+        /// Where the models go (default: $STYLIZE_MODEL_DIR, else models/cache in a checkout or
+        /// /var/lib/stylize/models when installed).
         #[arg(long)]
         dest: Option<PathBuf>,
     },
