@@ -2,7 +2,10 @@
 //! latency, the Python peer in the same run, peak RSS, and the ratios between them.
 //! Writes a table to stdout and JSON to `bench-out/results.json`.
 //!
-//!   cargo bench --bench stylize [-- --frames N --peer-frames N --out DIR --no-peer]
+//!   cargo bench --bench stylize [-- --frames N --peer-frames N --out DIR --no-peer --quick]
+//!
+//! `--quick` (for emulation) keeps only the int8 CPU engine at 384x288 and the 640x480 CPU
+//! pipeline.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,6 +22,7 @@ struct Args {
     peer_frames: usize,
     out: PathBuf,
     peer: bool,
+    quick: bool,
 }
 
 fn args() -> Args {
@@ -27,6 +31,7 @@ fn args() -> Args {
         peer_frames: 30,
         out: paths::project_dir().join("bench-out"),
         peer: true,
+        quick: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -40,6 +45,7 @@ fn args() -> Args {
             }
             "--out" => a.out = it.next().map(PathBuf::from).unwrap_or(a.out),
             "--no-peer" => a.peer = false,
+            "--quick" => a.quick = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -93,7 +99,11 @@ fn raw_engine_with(
     threads: usize,
 ) -> Option<f64> {
     let rt = Runtime::shared(None).ok()?;
-    let env = Environment::new(rt).ok()?;
+    let env = match hardware {
+        Hardware::Gpu => Environment::with_accelerators(rt),
+        Hardware::Cpu => Environment::cpu_only(rt),
+    }
+    .ok()?;
     let bytes = std::fs::read(model_path(role)).ok()?;
     let dims = [1, h as i32, w as i32, 3];
     let patched = tflite::transfer_for_size(&bytes, h, w).ok()?;
@@ -256,7 +266,10 @@ fn main() {
     stylize::element::register_static().expect("element registers");
     let gpu = Runtime::shared(None)
         .map(|rt| rt.gpu_accelerator_present())
-        .unwrap_or(false);
+        .unwrap_or(false)
+        && stylize::litert::gpu_accelerator_cpu_gap().is_empty()
+        && !a.quick;
+    let runs = if a.quick { 2 } else { 7 };
 
     let mut raw = Vec::new();
     println!(
@@ -268,11 +281,14 @@ fn main() {
         ("transfer-fp16", Hardware::Cpu),
         ("transfer-fp16", Hardware::Gpu),
     ] {
-        if hw == Hardware::Gpu && !gpu {
+        if (hw == Hardware::Gpu && !gpu) || (a.quick && role != "transfer-int8") {
             continue;
         }
         for (h, w) in [(384, 384), (288, 384), (216, 384)] {
-            let ms = raw_engine(hw, role, h, w, 7);
+            if a.quick && h != 288 {
+                continue;
+            }
+            let ms = raw_engine(hw, role, h, w, runs);
             match ms {
                 Some(ms) => println!("  {role:<14} {:<4} {w}x{h:<4} {ms:8.1} ms", hw.name()),
                 None => println!("  {role:<14} {:<4} {w}x{h:<4}      n/a", hw.name()),
@@ -290,6 +306,9 @@ fn main() {
     );
     for accel in ["cpu", "gpu"] {
         for (w, h) in [(640, 480), (1280, 720)] {
+            if a.quick && (accel == "gpu" || w > 640) {
+                continue;
+            }
             match pipeline(accel, w, h, a.frames) {
                 Some(r) => {
                     println!(

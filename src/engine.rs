@@ -126,7 +126,16 @@ struct FramePath {
 impl Engine {
     pub fn new(config: &EngineConfig) -> Result<Engine, EngineError> {
         let rt = Runtime::shared(config.library.as_deref())?;
-        let env = Environment::new(rt.clone())?;
+        let gpu_block = if config.accelerator == Accelerator::Cpu {
+            None
+        } else {
+            gpu_block_reason(&rt)
+        };
+        let env = if config.accelerator == Accelerator::Cpu || gpu_block.is_some() {
+            Environment::cpu_only(rt.clone())?
+        } else {
+            Environment::with_accelerators(rt.clone())?
+        };
         let model_dir = config
             .model_dir
             .clone()
@@ -141,7 +150,7 @@ impl Engine {
         let mut fallback = None;
         if config.accelerator != Accelerator::Cpu {
             let path = model_path(&config.transfer_model, "transfer-fp16");
-            match Self::try_gpu(&env, &rt, &path) {
+            match Self::try_gpu(&env, &rt, &path, gpu_block) {
                 Ok((bytes, net)) => {
                     let mut engine =
                         Self::assemble(config, env, Hardware::Gpu, path, bytes, prediction_path);
@@ -170,26 +179,19 @@ impl Engine {
         env: &Arc<Environment>,
         rt: &Runtime,
         path: &Path,
+        blocked: Option<String>,
     ) -> Result<(Arc<[u8]>, Network), EngineError> {
         let bytes = read_model(path)?;
         tflite::inspect_transfer(&bytes).map_err(|source| EngineError::BadModel {
             path: path.to_path_buf(),
             source,
         })?;
-        if let Some(reason) = rt.gpu_failure() {
+        if let Some(reason) = blocked {
             return Err(EngineError::GpuUnavailable(reason));
         }
-        let reason = if !rt.gpu_accelerator_present() {
-            format!(
-                "{} is not next to {}",
-                crate::litert::GPU_ACCELERATOR_NAME,
-                rt.path().display()
-            )
-        } else {
-            match Network::new(env.clone(), bytes.clone(), Hardware::Gpu, 0, &[]) {
-                Ok(net) => return Ok((bytes, net)),
-                Err(e) => e.to_string(),
-            }
+        let reason = match Network::new(env.clone(), bytes.clone(), Hardware::Gpu, 0, &[]) {
+            Ok(net) => return Ok((bytes, net)),
+            Err(e) => e.to_string(),
         };
         rt.set_gpu_failure(&reason);
         Err(EngineError::GpuUnavailable(reason))
@@ -421,6 +423,34 @@ impl Engine {
         self.style_rgb = style_rgb;
         result
     }
+}
+
+/// Why the GPU accelerator must not even be loaded here, if it must not: an earlier
+/// failure in this process, the accelerator file missing, or a CPU without the features
+/// it was compiled for.
+fn gpu_block_reason(rt: &Runtime) -> Option<String> {
+    if let Some(reason) = rt.gpu_failure() {
+        return Some(reason);
+    }
+    let reason = if !rt.gpu_accelerator_present() {
+        format!(
+            "{} is not next to {}",
+            crate::litert::GPU_ACCELERATOR_NAME,
+            rt.path().display()
+        )
+    } else {
+        let missing = crate::litert::gpu_accelerator_cpu_gap();
+        if missing.is_empty() {
+            return None;
+        }
+        format!(
+            "this CPU lacks features that {} needs: {}",
+            crate::litert::GPU_ACCELERATOR_NAME,
+            missing.join(", ")
+        )
+    };
+    rt.set_gpu_failure(&reason);
+    Some(reason)
 }
 
 /// The inference size on the GPU: as on the CPU, but with both sides at least

@@ -235,6 +235,16 @@ fn auto_accelerator_falls_back_to_the_cpu_with_one_warning() {
         let err = start_error("accelerator=gpu");
         assert!(err.contains("GPU accelerator is not available"), "{err}");
     }
+    // On an arm64 core without the features the accelerator was built for (Cortex-A72
+    // under qemu in scripts/test-arm64.sh), it must not even be loaded: that would abort.
+    let missing = stylize::litert::gpu_accelerator_cpu_gap();
+    if !missing.is_empty() {
+        assert_eq!(active, "cpu");
+        assert!(
+            gpu_warnings[0].contains("lacks features") && gpu_warnings[0].contains(missing[0]),
+            "{gpu_warnings:?}"
+        );
+    }
 }
 
 #[test]

@@ -22,9 +22,13 @@ fn struct_layouts_match_the_c_headers() {
 #[test]
 fn the_pinned_library_exports_every_symbol_we_declare() {
     let rt = Runtime::load(None).expect("libLiteRt.so loads (run scripts/setup.sh)");
-    let pinned = root().join("third_party/litert/WHEEL_SHA256");
+    assert!(
+        rt.path().starts_with(root().join("third_party")),
+        "{} is not the project's LiteRT",
+        rt.path().display()
+    );
+    let pinned = rt.dir().unwrap().join("WHEEL_SHA256");
     assert!(pinned.exists(), "the project's LiteRT install is missing");
-    assert!(rt.path().starts_with(root().join("third_party/litert")));
     let exports = std::process::Command::new("nm")
         .args(["-D", "--defined-only"])
         .arg(rt.path())
@@ -44,7 +48,7 @@ fn the_pinned_library_exports_every_symbol_we_declare() {
 
 fn transfer_network(dims: Option<(usize, usize)>) -> Network {
     let rt = Runtime::shared(None).unwrap();
-    let env = Environment::new(rt).unwrap();
+    let env = Environment::cpu_only(rt).unwrap();
     let bytes = std::fs::read(model("transfer-int8")).unwrap();
     match dims {
         None => Network::new(env, Arc::from(bytes), Hardware::Cpu, 2, &[]).unwrap(),
@@ -129,16 +133,16 @@ fn a_missing_or_broken_library_is_a_clear_error() {
         "{msg}"
     );
 
-    // A real shared library without the LiteRT symbols.
-    let msg = Runtime::load(Some(std::path::Path::new(
-        "/lib/x86_64-linux-gnu/libm.so.6",
-    )))
-    .map(|_| String::new())
-    .unwrap_or_else(|e| e.to_string());
-    if std::path::Path::new("/lib/x86_64-linux-gnu/libm.so.6").exists() {
-        assert!(
-            msg.contains("missing symbol LiteRtCreateEnvironment"),
-            "{msg}"
-        );
-    }
+    // A real shared library without the LiteRT symbols. It is copied first: under
+    // qemu-user the sysroot's files can be opened but not stat'ed by their system path.
+    let libm = format!("/lib/{}-linux-gnu/libm.so.6", std::env::consts::ARCH);
+    let copy = dir.path().join("libm-copy.so");
+    std::fs::copy(&libm, &copy).unwrap_or_else(|e| panic!("{libm}: {e}"));
+    let msg = Runtime::load(Some(&copy))
+        .map(|_| String::new())
+        .unwrap_or_else(|e| e.to_string());
+    assert!(
+        msg.contains("missing symbol LiteRtCreateEnvironment"),
+        "{libm}: {msg}"
+    );
 }

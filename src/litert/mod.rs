@@ -189,6 +189,28 @@ impl Runtime {
     }
 }
 
+/// The arm64 CPU features that libLiteRtWebGpuAccelerator.so 2.3.0 was compiled for
+/// (its "go/sigill-fail-fast" check aborts the process on load without them), missing on
+/// this CPU. Cortex-A53/A72 cores (Raspberry Pi 3 and 4) lack most of them. Empty on
+/// other architectures.
+pub fn gpu_accelerator_cpu_gap() -> Vec<&'static str> {
+    #[cfg(target_arch = "aarch64")]
+    {
+        let mut missing = Vec::new();
+        macro_rules! need {
+            ($($feature:tt),*) => {
+                $(if !std::arch::is_aarch64_feature_detected!($feature) {
+                    missing.push($feature);
+                })*
+            };
+        }
+        need!("aes", "crc", "dotprod", "fp16", "lse", "rcpc", "rdm", "sha2");
+        missing
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    Vec::new()
+}
+
 /// The real path of a library opened by bare name, read from the process's maps.
 fn resolved_path(path: &Path) -> Option<PathBuf> {
     if path.is_absolute() || path.components().count() > 1 {
@@ -215,9 +237,22 @@ unsafe impl Send for Environment {}
 unsafe impl Sync for Environment {}
 
 impl Environment {
-    pub fn new(rt: Arc<Runtime>) -> Result<Arc<Environment>, LiteRtError> {
+    /// A CPU-only environment: LiteRT is not told where its accelerators are, so it never
+    /// loads the GPU accelerator (which on some arm64 cores kills the process on load).
+    pub fn cpu_only(rt: Arc<Runtime>) -> Result<Arc<Environment>, LiteRtError> {
+        Self::create(rt, false)
+    }
+
+    /// An environment that may load the GPU accelerator next to the runtime. Check
+    /// [`gpu_accelerator_cpu_gap`] first.
+    pub fn with_accelerators(rt: Arc<Runtime>) -> Result<Arc<Environment>, LiteRtError> {
+        Self::create(rt, true)
+    }
+
+    fn create(rt: Arc<Runtime>, accelerators: bool) -> Result<Arc<Environment>, LiteRtError> {
         let library_dir = rt
             .dir()
+            .filter(|_| accelerators)
             .and_then(|d| CString::new(d.as_os_str().as_encoded_bytes()).ok());
         let mut options = Vec::new();
         if let Some(dir) = &library_dir {
