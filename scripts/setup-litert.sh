@@ -2,12 +2,14 @@
 # Fetches the pinned LiteRT runtime (ai-edge-litert==2.3.0 from PyPI), checks the wheel's
 # sha256 and unpacks libLiteRt.so and the GPU accelerator into third_party/litert/.
 # Usage: scripts/setup-litert.sh [--arch x86_64|aarch64] [--dest DIR]
+# The default folder is third_party/litert for this machine's architecture and
+# third_party/litert-ARCH for another one (the cross build's runtime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 version=2.3.0
 arch=$(uname -m)
-dest=third_party/litert
+dest=
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=$2; shift 2 ;;
@@ -21,6 +23,9 @@ case "$arch" in
   aarch64|arm64) arch=aarch64; sha=853fc608f96da87bd5f3458465dfb9abbf18d5ae6b94eceacead407146f175ae ;;
   *) echo "setup-litert: no LiteRT wheel for architecture $arch" >&2; exit 1 ;;
 esac
+if [ -z "$dest" ]; then
+  if [ "$arch" = "$(uname -m)" ]; then dest=third_party/litert; else dest=third_party/litert-$arch; fi
+fi
 wheel=ai_edge_litert-$version-cp311-cp311-manylinux_2_27_$arch.whl
 
 if [ -f "$dest/libLiteRt.so" ] && [ "$(cat "$dest/WHEEL_SHA256" 2>/dev/null)" = "$sha" ]; then

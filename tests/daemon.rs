@@ -101,7 +101,7 @@ impl Daemon {
             recordings.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(env!("CARGO_BIN_EXE_stylized"))
+        let child = our_binary(env!("CARGO_BIN_EXE_stylized"))
             .args(&args)
             .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
             .stdout(Stdio::null())
@@ -371,7 +371,7 @@ fn bad_inputs_get_named_errors() {
     assert!(e.to_string().contains("unknown style"), "{e}");
 
     // stylizectl turns a D-Bus error into a message and a non-zero exit.
-    let out = Command::new(env!("CARGO_BIN_EXE_stylizectl"))
+    let out = our_binary(env!("CARGO_BIN_EXE_stylizectl"))
         .args(["--session", "set", "nope"])
         .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
         .output()
@@ -382,7 +382,7 @@ fn bad_inputs_get_named_errors() {
         stderr.contains("UnknownStyle") && stderr.contains("unknown style"),
         "{stderr}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_stylizectl"))
+    let out = our_binary(env!("CARGO_BIN_EXE_stylizectl"))
         .args(["--session", "--json", "status"])
         .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
         .output()
@@ -397,7 +397,7 @@ fn a_bad_config_is_a_clear_error() {
     let run = |text: &str| {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_stylized"))
+        let out = our_binary(env!("CARGO_BIN_EXE_stylized"))
             .args(["--session", "--config"])
             .arg(&path)
             .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
@@ -422,7 +422,7 @@ fn a_bad_config_is_a_clear_error() {
         e.contains("recording.container") && e.contains("line 2"),
         "{e}"
     );
-    let missing = Command::new(env!("CARGO_BIN_EXE_stylized"))
+    let missing = our_binary(env!("CARGO_BIN_EXE_stylized"))
         .args(["--session", "--config", "/nonexistent/config.toml"])
         .output()
         .unwrap();
@@ -639,7 +639,7 @@ fn system_bus_policy_lets_only_root_and_group_stylize_call_methods() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_stylized"))
+    let mut daemon = our_binary(env!("CARGO_BIN_EXE_stylized"))
         .args(["--config"])
         .arg(&config)
         .arg("--recordings")
@@ -655,7 +655,7 @@ fn system_bus_policy_lets_only_root_and_group_stylize_call_methods() {
                 .arg(env!("CARGO_BIN_EXE_stylizectl"));
             c
         } else {
-            Command::new(env!("CARGO_BIN_EXE_stylizectl"))
+            our_binary(env!("CARGO_BIN_EXE_stylizectl"))
         };
         cmd.args(args)
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)

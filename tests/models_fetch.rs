@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use stylize::models::{self, FetchError, FetchOutcome};
 
@@ -70,7 +68,7 @@ fn fetch_command_fails_clearly_on_a_mismatch() {
         std::fs::write(bad_mirror.path().join(&m.file), b"wrong bytes").unwrap();
     }
     let dest = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_stylize-models"))
+    let out = our_binary(env!("CARGO_BIN_EXE_stylize-models"))
         .args(["fetch", "--mirror"])
         .arg(bad_mirror.path())
         .arg("--dest")
@@ -81,7 +79,7 @@ fn fetch_command_fails_clearly_on_a_mismatch() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("truncated or wrong file"), "{stderr}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_stylize-models"))
+    let out = our_binary(env!("CARGO_BIN_EXE_stylize-models"))
         .args(["fetch", "--mirror"])
         .arg(shared().join("models"))
         .arg("--dest")
@@ -93,7 +91,7 @@ fn fetch_command_fails_clearly_on_a_mismatch() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_stylize-models"))
+    let out = our_binary(env!("CARGO_BIN_EXE_stylize-models"))
         .args(["verify", "--dest"])
         .arg(dest.path())
         .output()

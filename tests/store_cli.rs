@@ -3,13 +3,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use stylize::store::Store;
 
 fn store_cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stylize-store"))
+    our_binary(env!("CARGO_BIN_EXE_stylize-store"))
         .args(args)
         .output()
         .expect("stylize-store runs")

@@ -27,6 +27,20 @@ pub fn default_store() -> stylize::store::Store {
     stylize::store::Store::load(&root().join("models/styles.json")).expect("default store loads")
 }
 
+/// A command for one of the project's own binaries. `STYLIZE_TEST_WRAPPER` (qemu-aarch64
+/// when the tests run under emulation) is put in front, since without binfmt_misc the
+/// kernel cannot start a foreign binary by itself.
+pub fn our_binary(path: &str) -> Command {
+    match std::env::var("STYLIZE_TEST_WRAPPER") {
+        Ok(wrapper) if !wrapper.is_empty() => {
+            let mut cmd = Command::new(wrapper);
+            cmd.arg(path);
+            cmd
+        }
+        _ => Command::new(path),
+    }
+}
+
 /// Runs `reference.py` with the project's venv.
 pub fn reference(args: &[&str]) -> String {
     let python = root().join(".venv/bin/python");
@@ -158,7 +172,27 @@ pub fn launch(description: &str) -> (gst::Pipeline, gst_app::AppSink) {
         .downcast::<gst_app::AppSink>()
         .expect("appsink");
     sink.set_property("sync", false);
+    if !description.contains("inference-size") {
+        shrink_inference_under_emulation(&pipeline);
+    }
     (pipeline, sink)
+}
+
+/// Under emulation (`STYLIZE_TEST_INFERENCE_SIZE`, set by scripts/test-arm64.sh) the
+/// stylize elements of a description that names no inference size run at the smaller
+/// one, so that pipeline tests stay quick where fidelity is not the point.
+fn shrink_inference_under_emulation(pipeline: &gst::Pipeline) {
+    let Some(size) = std::env::var("STYLIZE_TEST_INFERENCE_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    else {
+        return;
+    };
+    for element in pipeline.iterate_recurse().into_iter().flatten() {
+        if element.factory().is_some_and(|f| f.name() == "stylize") {
+            element.set_property("inference-size", size);
+        }
+    }
 }
 
 /// Runs a description from [`launch`] until EOS or error, collecting every sample.
