@@ -2,32 +2,55 @@
 # Installs stylize system-wide: the GStreamer plugin, stylized, stylizectl, stylize-store,
 # stylize-models, the LiteRT runtime, the models, the default style store and config,
 # the systemd unit and the D-Bus policy, and a `stylize` system user and group.
-# Run scripts/setup.sh first. Usage: sudo scripts/install.sh [--destdir DIR]
+# Run scripts/setup.sh first (or scripts/cross-build.sh for --target aarch64-...).
+#
+# Usage: sudo scripts/install.sh [--destdir DIR] [--target TRIPLE] [--no-models]
+#   --destdir DIR   stage the files under DIR (no user, no service reload): packaging
+#   --target T      install the cross build for T (aarch64-unknown-linux-gnu)
+#   --no-models     leave the models out (the package fetches them in its postinst)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 destdir=
+target=
+models=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --destdir) destdir=$2; shift 2 ;;
-    *) echo "usage: $0 [--destdir DIR]" >&2; exit 2 ;;
+    --target) target=$2; shift 2 ;;
+    --no-models) models=0; shift ;;
+    *) echo "usage: $0 [--destdir DIR] [--target TRIPLE] [--no-models]" >&2; exit 2 ;;
   esac
 done
-triplet=$(gcc -dumpmachine 2>/dev/null || echo "$(uname -m)-linux-gnu")
+if [ -n "$target" ]; then
+  build=target/$target/release
+  arch=${target%%-*}
+else
+  build=target/release
+  arch=$(uname -m)
+fi
+triplet=$arch-linux-gnu
+litert=third_party/litert-$arch
+[ -f "$litert/libLiteRt.so" ] || litert=third_party/litert
 plugindir=/usr/lib/$triplet/gstreamer-1.0
-for f in target/release/libgststylize.so target/release/stylized third_party/litert/libLiteRt.so; do
-  [ -e "$f" ] || { echo "install: $f is missing; run scripts/setup.sh first" >&2; exit 1; }
+for f in "$build/libgststylize.so" "$build/stylized" "$litert/libLiteRt.so"; do
+  [ -e "$f" ] || { echo "install: $f is missing; run scripts/setup.sh (or scripts/cross-build.sh) first" >&2; exit 1; }
 done
+if [ "$(od -An -tx1 -j18 -N1 "$litert/libLiteRt.so" | tr -d ' ')" != "$(od -An -tx1 -j18 -N1 "$build/stylized" | tr -d ' ')" ]; then
+  echo "install: $litert/libLiteRt.so is not built for $arch (run scripts/setup-litert.sh --arch $arch)" >&2
+  exit 1
+fi
 
 d() { echo "$destdir$1"; }
-install -Dm0755 target/release/stylized "$(d /usr/bin/stylized)"
-install -Dm0755 target/release/stylizectl "$(d /usr/bin/stylizectl)"
-install -Dm0755 target/release/stylize-store "$(d /usr/bin/stylize-store)"
-install -Dm0755 target/release/stylize-models "$(d /usr/bin/stylize-models)"
-install -Dm0644 target/release/libgststylize.so "$(d "$plugindir/libgststylize.so")"
-install -Dm0644 third_party/litert/libLiteRt.so "$(d /usr/lib/stylize/litert/libLiteRt.so)"
-install -Dm0644 third_party/litert/libLiteRtWebGpuAccelerator.so "$(d /usr/lib/stylize/litert/libLiteRtWebGpuAccelerator.so)"
+for bin in stylized stylizectl stylize-store stylize-models; do
+  install -Dm0755 "$build/$bin" "$(d /usr/bin/$bin)"
+done
+install -Dm0644 "$build/libgststylize.so" "$(d "$plugindir/libgststylize.so")"
+install -Dm0644 "$litert/libLiteRt.so" "$(d /usr/lib/stylize/litert/libLiteRt.so)"
+install -Dm0644 "$litert/libLiteRtWebGpuAccelerator.so" "$(d /usr/lib/stylize/litert/libLiteRtWebGpuAccelerator.so)"
 install -Dm0644 models/styles.json "$(d /usr/share/stylize/styles.json)"
-for m in models/cache/*.tflite; do install -Dm0644 "$m" "$(d /usr/share/stylize/models/$(basename "$m"))"; done
+if [ "$models" = 1 ]; then
+  for m in models/cache/*.tflite; do install -Dm0644 "$m" "$(d /var/lib/stylize/models/$(basename "$m"))"; done
+fi
 install -Dm0644 README.md "$(d /usr/share/doc/stylize/README.md)"
 if [ ! -e "$(d /etc/stylized/config.toml)" ]; then
   install -Dm0644 config/stylized.toml "$(d /etc/stylized/config.toml)"
