@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Runs the test suite with the real runtime, models and pipelines. Does the set-up first
-# (it skips what is already done), so it works on a fresh clone.
+# (it skips what is already done), so it works on a fresh clone. Three parts:
+#   1. the tests on this machine (cargo test);
+#   2. the amd64 Debian package, installed and smoke-tested (scripts/test-package.sh;
+#      needs root, skipped otherwise);
+#   3. the aarch64 cross build, tested under qemu-user (scripts/test-arm64.sh).
+# Usage: scripts/test.sh [TEST FILTER...]   (a filter runs part 1 only)
+# Environment: STYLIZE_TEST_PACKAGE=0, STYLIZE_TEST_ARM64=0 skip parts 2 and 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -8,8 +14,31 @@ export GST_PLUGIN_PATH="$PWD/target/release"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+part() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+part "tests on $(uname -m)"
 cargo test --release --workspace -- --test-threads=2 "$@" 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run, summed over every test binary.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
-     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "%d passed, %d failed, %d skipped", p, f, s }' "$log")
+results=("$(uname -m): $summary")
+
+if [ $# -eq 0 ] && [ "${STYLIZE_TEST_PACKAGE:-1}" != 0 ]; then
+  part "Debian package (amd64): install and smoke test"
+  if [ "$(id -u)" -ne 0 ]; then
+    results+=("package: skipped (needs root)")
+  elif (unset GST_PLUGIN_PATH; scripts/test-package.sh); then
+    results+=("package: passed")
+  else
+    results+=("package: FAILED"); status=1
+  fi
+fi
+if [ $# -eq 0 ] && [ "${STYLIZE_TEST_ARM64:-1}" != 0 ]; then
+  part "aarch64 under qemu-user"
+  unset GST_PLUGIN_PATH
+  if scripts/test-arm64.sh 2>&1 | tee "$log"; then :; else status=1; fi
+  results+=("$(grep -ao 'aarch64 under qemu: .*' "$log" | tail -1 || echo 'aarch64: did not finish')")
+  grep -q 'aarch64 under qemu: [0-9]* passed, 0 failed' "$log" || status=1
+fi
+part "summary"
+printf '%s\n' "${results[@]}"
 exit "$status"
