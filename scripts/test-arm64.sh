@@ -2,7 +2,8 @@
 # The aarch64 build's tests, run under qemu-user against the Debian arm64 sysroot:
 # the engine (LiteRT ABI, model patching, unit tests), element pipelines, the fidelity
 # check at the inference size, the CPU fallback on a core the GPU accelerator cannot run
-# on, and a daemon smoke test over D-Bus. Emulated times are not real-board figures.
+# on, and a daemon smoke test over D-Bus; then the emulated speed (not a real-board
+# figure) and the arm64 package.
 # Usage: scripts/test-arm64.sh   (runs scripts/cross-build.sh --tests first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,4 +71,5 @@ say "emulated speed (qemu-user on $(uname -m), NOT a real-board figure)"
 fake_cpuinfo "$QEMU_CPU"
 cargo bench --target "$CROSS_TARGET" --bench stylize --quiet -- --quick --no-peer --frames 4 \
   --out target/bench-arm64-emulated 2>&1 | grep -av '^INFO: \|^WARNING: '
+scripts/package-deb.sh --arch arm64
 [ "$failed" -eq 0 ]
