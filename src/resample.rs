@@ -63,6 +63,26 @@ impl Axis {
         }
     }
 
+    /// The same weights with exactly `ksize` taps per output, all inside the input (zero
+    /// weights pad the short ones; zeros add nothing, so results stay exact). None when
+    /// the input is narrower than the kernel.
+    fn padded(&self, in_size: usize) -> Option<(Vec<usize>, Vec<i32>)> {
+        if in_size < self.ksize {
+            return None;
+        }
+        let mut first = Vec::with_capacity(self.first.len());
+        let mut weights = vec![0i32; self.weights.len()];
+        for (x, (&f, &taps)) in self.first.iter().zip(&self.taps).enumerate() {
+            let start = f.min(in_size - self.ksize);
+            let shift = f - start;
+            let row = &mut weights[x * self.ksize..(x + 1) * self.ksize];
+            row[shift..shift + taps]
+                .copy_from_slice(&self.weights[x * self.ksize..x * self.ksize + taps]);
+            first.push(start);
+        }
+        Some((first, weights))
+    }
+
     fn span(&self) -> (usize, usize) {
         let lo = self.first.iter().copied().min().unwrap_or(0);
         let hi = self
@@ -76,8 +96,13 @@ impl Axis {
     }
 }
 
+/// Accumulators start at one half, so the shift below rounds.
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+/// Pillow accumulates in 32-bit ints too: the weights of one output sum to about
+/// 2^22 and are never negative for this filter, so 255 * 2^22 + 2^21 cannot overflow.
 #[inline]
-fn clip8(acc: i64) -> u8 {
+fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
@@ -87,9 +112,13 @@ pub struct Resizer {
     src: (usize, usize),
     dst: (usize, usize),
     horizontal: Option<Axis>,
+    /// `horizontal` with a fixed number of taps, for the unrolled row kernels.
+    horizontal_padded: Option<(Vec<usize>, Vec<i32>)>,
     vertical: Option<Axis>,
     rows: (usize, usize),
     tmp: Vec<u8>,
+    /// One output row of accumulators for the vertical pass.
+    acc: Vec<i32>,
 }
 
 impl Resizer {
@@ -97,9 +126,15 @@ impl Resizer {
     pub fn new(src: (usize, usize), dst: (usize, usize)) -> Resizer {
         let horizontal = (src.0 != dst.0).then(|| Axis::new(src.0, dst.0));
         let vertical = (src.1 != dst.1).then(|| Axis::new(src.1, dst.1));
+        let horizontal_padded = horizontal.as_ref().and_then(|h| h.padded(src.0));
         let rows = vertical.as_ref().map(Axis::span).unwrap_or((0, src.1));
         let tmp = if horizontal.is_some() && vertical.is_some() {
             vec![0u8; (rows.1 - rows.0) * dst.0 * CHANNELS]
+        } else {
+            Vec::new()
+        };
+        let acc = if vertical.is_some() {
+            vec![0; dst.0 * CHANNELS]
         } else {
             Vec::new()
         };
@@ -107,9 +142,11 @@ impl Resizer {
             src,
             dst,
             horizontal,
+            horizontal_padded,
             vertical,
             rows,
             tmp,
+            acc,
         }
     }
 
@@ -132,12 +169,24 @@ impl Resizer {
                         .copy_from_slice(&src[y * src_stride..y * src_stride + sw * CHANNELS]);
                 }
             }
-            (Some(h), None) => horizontal_pass(h, src, src_stride, 0..sh, dst, dst_stride, dw),
-            (None, Some(v)) => vertical_pass(v, src, src_stride, 0, dst, dst_stride, dw, dh),
+            (Some(h), None) => horizontal_pass(
+                h,
+                self.horizontal_padded.as_ref(),
+                src,
+                src_stride,
+                0..sh,
+                dst,
+                dst_stride,
+                dw,
+            ),
+            (None, Some(v)) => {
+                vertical_pass(v, src, src_stride, 0, dst, dst_stride, &mut self.acc, dh)
+            }
             (Some(h), Some(v)) => {
                 let tmp_stride = dw * CHANNELS;
                 horizontal_pass(
                     h,
+                    self.horizontal_padded.as_ref(),
                     src,
                     src_stride,
                     self.rows.0..self.rows.1,
@@ -152,7 +201,7 @@ impl Resizer {
                     self.rows.0,
                     dst,
                     dst_stride,
-                    dw,
+                    &mut self.acc,
                     dh,
                 );
             }
@@ -160,8 +209,10 @@ impl Resizer {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn horizontal_pass(
     axis: &Axis,
+    padded: Option<&(Vec<usize>, Vec<i32>)>,
     src: &[u8],
     src_stride: usize,
     rows: std::ops::Range<usize>,
@@ -172,25 +223,56 @@ fn horizontal_pass(
     let start = rows.start;
     for y in rows {
         let s = &src[y * src_stride..];
-        let d = &mut dst[(y - start) * dst_stride..];
-        for x in 0..dw {
-            let first = axis.first[x];
-            let w = &axis.weights[x * axis.ksize..x * axis.ksize + axis.taps[x]];
-            let mut acc = [1i64 << (PRECISION_BITS - 1); CHANNELS];
-            for (i, &wi) in w.iter().enumerate() {
-                let p = (first + i) * CHANNELS;
-                for c in 0..CHANNELS {
-                    acc[c] += s[p + c] as i64 * wi as i64;
-                }
-            }
-            for c in 0..CHANNELS {
-                d[x * CHANNELS + c] = clip8(acc[c]);
-            }
+        let d = &mut dst[(y - start) * dst_stride..][..dw * CHANNELS];
+        match (padded, axis.ksize) {
+            (Some((first, w)), 3) => horizontal_row::<3>(first, w, s, d),
+            (Some((first, w)), 5) => horizontal_row::<5>(first, w, s, d),
+            (Some((first, w)), 7) => horizontal_row::<7>(first, w, s, d),
+            (Some((first, w)), 9) => horizontal_row::<9>(first, w, s, d),
+            _ => horizontal_row_any(axis, s, d),
         }
     }
 }
 
-/// `src` row 0 is input row `row_offset`.
+/// One row with exactly `K` taps per output pixel, so the tap loop unrolls.
+fn horizontal_row<const K: usize>(first: &[usize], weights: &[i32], s: &[u8], d: &mut [u8]) {
+    for ((out, &f), w) in d
+        .chunks_exact_mut(CHANNELS)
+        .zip(first)
+        .zip(weights.chunks_exact(K))
+    {
+        let pixels = &s[f * CHANNELS..][..K * CHANNELS];
+        let (mut r, mut g, mut b) = (HALF, HALF, HALF);
+        for k in 0..K {
+            r += pixels[k * CHANNELS] as i32 * w[k];
+            g += pixels[k * CHANNELS + 1] as i32 * w[k];
+            b += pixels[k * CHANNELS + 2] as i32 * w[k];
+        }
+        out[0] = clip8(r);
+        out[1] = clip8(g);
+        out[2] = clip8(b);
+    }
+}
+
+fn horizontal_row_any(axis: &Axis, s: &[u8], d: &mut [u8]) {
+    for (x, out) in d.chunks_exact_mut(CHANNELS).enumerate() {
+        let taps = axis.taps[x];
+        let w = &axis.weights[x * axis.ksize..][..taps];
+        let pixels = &s[axis.first[x] * CHANNELS..][..taps * CHANNELS];
+        let (mut r, mut g, mut b) = (HALF, HALF, HALF);
+        for (p, &wi) in pixels.chunks_exact(CHANNELS).zip(w) {
+            r += p[0] as i32 * wi;
+            g += p[1] as i32 * wi;
+            b += p[2] as i32 * wi;
+        }
+        out[0] = clip8(r);
+        out[1] = clip8(g);
+        out[2] = clip8(b);
+    }
+}
+
+/// `src` row 0 is input row `row_offset`. Each output row is summed row by row over the
+/// taps, so the inner loop runs along contiguous memory (and vectorizes).
 #[allow(clippy::too_many_arguments)]
 fn vertical_pass(
     axis: &Axis,
@@ -199,19 +281,23 @@ fn vertical_pass(
     row_offset: usize,
     dst: &mut [u8],
     dst_stride: usize,
-    dw: usize,
+    acc: &mut [i32],
     dh: usize,
 ) {
+    let n = acc.len();
     for y in 0..dh {
         let first = axis.first[y] - row_offset;
-        let w = &axis.weights[y * axis.ksize..y * axis.ksize + axis.taps[y]];
-        let d = &mut dst[y * dst_stride..y * dst_stride + dw * CHANNELS];
-        for (x, out) in d.iter_mut().enumerate() {
-            let mut acc = 1i64 << (PRECISION_BITS - 1);
-            for (i, &wi) in w.iter().enumerate() {
-                acc += src[(first + i) * src_stride + x] as i64 * wi as i64;
+        let w = &axis.weights[y * axis.ksize..][..axis.taps[y]];
+        acc.fill(HALF);
+        for (i, &wi) in w.iter().enumerate() {
+            let row = &src[(first + i) * src_stride..][..n];
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a += p as i32 * wi;
             }
-            *out = clip8(acc);
+        }
+        let d = &mut dst[y * dst_stride..][..n];
+        for (o, &a) in d.iter_mut().zip(acc.iter()) {
+            *o = clip8(a);
         }
     }
 }
@@ -252,6 +338,29 @@ mod tests {
         assert_eq!(inference_size(480, 640, 384), (288, 384));
         assert_eq!(inference_size(16, 3840, 384), (4, 384));
         assert_eq!(inference_size(17, 17, 384), (384, 384));
+    }
+
+    #[test]
+    fn unrolled_kernels_match_the_general_one() {
+        for (sw, dw) in [
+            (640, 384),
+            (1280, 384),
+            (384, 640),
+            (641, 257),
+            (16, 384),
+            (7, 3),
+            (5, 2),
+        ] {
+            let (sh, dh) = (5, 4);
+            let src: Vec<u8> = (0..sw * sh * 3).map(|i| (i * 37 % 251) as u8).collect();
+            let mut fast = Resizer::new((sw, sh), (dw, dh));
+            let mut general = fast.clone();
+            general.horizontal_padded = None;
+            let (mut a, mut b) = (vec![0u8; dw * dh * 3], vec![0u8; dw * dh * 3]);
+            fast.resize(&src, sw * 3, &mut a, dw * 3);
+            general.resize(&src, sw * 3, &mut b, dw * 3);
+            assert_eq!(a, b, "{sw} -> {dw}");
+        }
     }
 
     #[test]
