@@ -64,6 +64,9 @@ fn no_rust_allocation_per_frame_once_streaming() {
     assert_eq!(seen.load(Ordering::SeqCst), 41);
     let [at10, at40] = *marks.lock().unwrap();
     assert!(at10 > 0, "the counter saw start-up allocations");
-    println!("Rust allocations between frame 10 and frame 40: {}", at40 - at10);
+    println!(
+        "Rust allocations between frame 10 and frame 40: {}",
+        at40 - at10
+    );
     assert_eq!(at40 - at10, 0, "allocations over 30 frames");
 }

@@ -329,6 +329,42 @@ pub struct Network {
 // touches LiteRT state).
 unsafe impl Send for Network {}
 
+/// Adds TOML settings under `identifier` to compilation options. The text is handed to
+/// LiteRT, which frees it with `free_c_string`.
+///
+/// # Safety
+/// `options` must be a live LiteRtOptions from `api`.
+unsafe fn add_toml_options(
+    api: &ffi::Api,
+    options: ffi::Options,
+    identifier: &CStr,
+    toml: String,
+) -> Result<(), LiteRtError> {
+    let toml = CString::new(toml).expect("formatted integers and environment values hold no NUL");
+    let payload = toml.into_raw() as *mut c_void;
+    let mut opaque = ptr::null_mut();
+    // SAFETY: the payload is a leaked CString whose deleter is free_c_string; on failure
+    // nothing took ownership, so it is freed here.
+    unsafe {
+        let status = (api.create_opaque_options)(
+            identifier.as_ptr(),
+            payload,
+            Some(free_c_string),
+            &mut opaque,
+        );
+        if status != ffi::STATUS_OK {
+            free_c_string(payload);
+            return check("LiteRtCreateOpaqueOptions", status);
+        }
+        let status = (api.add_opaque_options)(options, opaque);
+        if status != ffi::STATUS_OK {
+            (api.destroy_opaque_options)(opaque);
+            return check("LiteRtAddOpaqueOptions", status);
+        }
+    }
+    Ok(())
+}
+
 unsafe extern "C" fn free_c_string(payload: *mut c_void) {
     drop(CString::from_raw(payload as *mut std::ffi::c_char));
 }
@@ -493,30 +529,27 @@ impl Network {
                     (api.set_options_hardware_accelerators)(options, set),
                 )?;
                 if hardware == Hardware::Cpu && threads > 0 {
-                    // The CPU accelerator reads its settings as TOML text under the
-                    // identifier "xnnpack".
-                    // Extra CPU accelerator settings in the same TOML form (`flags = 1`,
-                    // `kernel_mode = "xnnpack"`), for profiling the CPU path.
+                    // The CPU accelerator reads its settings as TOML text under two
+                    // identifiers: "xnnpack" sizes XNNPACK's thread pool, "cpu_delegate"
+                    // the builtin kernels XNNPACK does not take. In the transfer network
+                    // those are 16 MIRROR_PADs, about half of a run, which otherwise stay
+                    // on one thread (the Python Interpreter gives them all its threads).
+                    // Extra XNNPACK settings in the same TOML form (`flags = 1`,
+                    // `kernel_mode = "xnnpack"`) come from STYLIZE_XNNPACK_OPTIONS, for
+                    // profiling the CPU path.
                     let extra = std::env::var("STYLIZE_XNNPACK_OPTIONS").unwrap_or_default();
-                    let toml = CString::new(format!("num_threads = {threads}\n{extra}"))
-                        .expect("formatted integers and environment values hold no NUL");
-                    let payload = toml.into_raw() as *mut c_void;
-                    let mut opaque = ptr::null_mut();
-                    let status = (api.create_opaque_options)(
-                        c"xnnpack".as_ptr(),
-                        payload,
-                        Some(free_c_string),
-                        &mut opaque,
-                    );
-                    if status != ffi::STATUS_OK {
-                        free_c_string(payload);
-                        return check("LiteRtCreateOpaqueOptions", status);
-                    }
-                    let status = (api.add_opaque_options)(options, opaque);
-                    if status != ffi::STATUS_OK {
-                        (api.destroy_opaque_options)(opaque);
-                        return check("LiteRtAddOpaqueOptions", status);
-                    }
+                    add_toml_options(
+                        api,
+                        options,
+                        c"xnnpack",
+                        format!("num_threads = {threads}\n{extra}"),
+                    )?;
+                    add_toml_options(
+                        api,
+                        options,
+                        c"cpu_delegate",
+                        format!("num_threads = {threads}\n"),
+                    )?;
                 }
                 check(
                     "LiteRtCreateCompiledModel",
