@@ -8,19 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1mcross-build:\033[0m %s\n' "$*"; }
 
-packages=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
-if [ "${STYLIZE_SKIP_APT:-0}" != 1 ]; then
-  missing=()
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-fi
+scripts/apt-ensure.sh gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu ||
   rustup target add aarch64-unknown-linux-gnu
 scripts/arm64-sysroot.sh

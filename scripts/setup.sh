@@ -21,20 +21,7 @@ APT_PACKAGES=(
   dbus-daemon systemd
 )
 
-if [ "${STYLIZE_SKIP_APT:-0}" != 1 ]; then
-  missing=()
-  for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "installing apt packages: ${missing[*]}"
-    sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  else
-    say "apt packages present"
-  fi
-fi
+scripts/apt-ensure.sh "${APT_PACKAGES[@]}"
 
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

@@ -241,16 +241,7 @@ fn horizontal_row<const K: usize>(first: &[usize], weights: &[i32], s: &[u8], d:
         .zip(first)
         .zip(weights.chunks_exact(K))
     {
-        let pixels = &s[f * CHANNELS..][..K * CHANNELS];
-        let (mut r, mut g, mut b) = (HALF, HALF, HALF);
-        for k in 0..K {
-            r += pixels[k * CHANNELS] as i32 * w[k];
-            g += pixels[k * CHANNELS + 1] as i32 * w[k];
-            b += pixels[k * CHANNELS + 2] as i32 * w[k];
-        }
-        out[0] = clip8(r);
-        out[1] = clip8(g);
-        out[2] = clip8(b);
+        weighted_pixel(&s[f * CHANNELS..][..K * CHANNELS], w, out);
     }
 }
 
@@ -258,17 +249,22 @@ fn horizontal_row_any(axis: &Axis, s: &[u8], d: &mut [u8]) {
     for (x, out) in d.chunks_exact_mut(CHANNELS).enumerate() {
         let taps = axis.taps[x];
         let w = &axis.weights[x * axis.ksize..][..taps];
-        let pixels = &s[axis.first[x] * CHANNELS..][..taps * CHANNELS];
-        let (mut r, mut g, mut b) = (HALF, HALF, HALF);
-        for (p, &wi) in pixels.chunks_exact(CHANNELS).zip(w) {
-            r += p[0] as i32 * wi;
-            g += p[1] as i32 * wi;
-            b += p[2] as i32 * wi;
-        }
-        out[0] = clip8(r);
-        out[1] = clip8(g);
-        out[2] = clip8(b);
+        weighted_pixel(&s[axis.first[x] * CHANNELS..][..taps * CHANNELS], w, out);
     }
+}
+
+/// One output pixel: the RGB `pixels` weighted by `w`, one weight per pixel.
+#[inline(always)]
+fn weighted_pixel(pixels: &[u8], w: &[i32], out: &mut [u8]) {
+    let (mut r, mut g, mut b) = (HALF, HALF, HALF);
+    for (p, &wi) in pixels.chunks_exact(CHANNELS).zip(w) {
+        r += p[0] as i32 * wi;
+        g += p[1] as i32 * wi;
+        b += p[2] as i32 * wi;
+    }
+    out[0] = clip8(r);
+    out[1] = clip8(g);
+    out[2] = clip8(b);
 }
 
 /// `src` row 0 is input row `row_offset`. Each output row is summed row by row over the
