@@ -106,19 +106,31 @@ fn raw_engine_with(
     .ok()?;
     let bytes = std::fs::read(model_path(role)).ok()?;
     let dims = [1, h as i32, w as i32, 3];
-    let patched = tflite::transfer_for_size(&bytes, h, w).ok()?;
-    let mut net = Network::new(
-        env,
-        Arc::from(patched),
-        hardware,
-        threads,
-        &[("content_image", &dims)],
-    )
+    // The element's own graphs: static shapes and XNNPACK pads on the CPU.
+    let mut net = match hardware {
+        Hardware::Cpu => {
+            let patched = tflite::transfer_for_cpu(&bytes, h, w).ok()?;
+            Network::new(env, Arc::from(patched), hardware, threads, &[])
+        }
+        Hardware::Gpu => {
+            let patched = tflite::transfer_for_size(&bytes, h, w).ok()?;
+            let resize: &[(&str, &[i32])] = &[(stylize::engine::CONTENT_INPUT, &dims)];
+            Network::new(env, Arc::from(patched), hardware, threads, resize)
+        }
+    }
     .ok()?;
-    let content = net.input_index("content_image").ok()?;
+    let content = net.input_index(stylize::engine::CONTENT_INPUT).ok()?;
     net.write_input(content, |t| {
         for (i, v) in t.iter_mut().enumerate() {
             *v = (i % 251) as f32 / 251.0;
+        }
+    })
+    .ok()?;
+    // A real style vector's range; uninitialised memory could hold NaNs or denormals.
+    let style = net.input_index(stylize::engine::VECTOR_INPUT).ok()?;
+    net.write_input(style, |t| {
+        for (i, v) in t.iter_mut().enumerate() {
+            *v = ((i % 7) as f32 - 3.0) / 3.0;
         }
     })
     .ok()?;

@@ -259,28 +259,37 @@ impl Engine {
                 }
             })?;
             let native = (graph.input.1 as usize, graph.input.0 as usize);
-            let net = if native == (width, height) {
-                Network::new(
+            let net = match self.hardware {
+                // Static shapes for this size, so no input resize.
+                Hardware::Cpu => Network::new(
+                    self.env.clone(),
+                    self.cpu_transfer(width, height)?,
+                    self.hardware,
+                    self.threads,
+                    &[],
+                ),
+                Hardware::Gpu if native == (width, height) => Network::new(
                     self.env.clone(),
                     self.transfer_bytes.clone(),
                     self.hardware,
                     self.threads,
                     &[],
-                )
-            } else {
-                let patched = tflite::transfer_for_size(&self.transfer_bytes, height, width)
-                    .map_err(|source| EngineError::BadModel {
-                        path: self.transfer_path.clone(),
-                        source,
-                    })?;
-                let dims = [1, height as i32, width as i32, 3];
-                Network::new(
-                    self.env.clone(),
-                    Arc::from(patched),
-                    self.hardware,
-                    self.threads,
-                    &[(CONTENT_INPUT, &dims)],
-                )
+                ),
+                Hardware::Gpu => {
+                    let patched = tflite::transfer_for_size(&self.transfer_bytes, height, width)
+                        .map_err(|source| EngineError::BadModel {
+                            path: self.transfer_path.clone(),
+                            source,
+                        })?;
+                    let dims = [1, height as i32, width as i32, 3];
+                    Network::new(
+                        self.env.clone(),
+                        Arc::from(patched),
+                        self.hardware,
+                        self.threads,
+                        &[(CONTENT_INPUT, &dims)],
+                    )
+                }
             }
             .map_err(|source| EngineError::BadModelRuntime {
                 path: self.transfer_path.clone(),
@@ -298,6 +307,17 @@ impl Engine {
             .transfers
             .get_mut(&(width, height))
             .expect("inserted above"))
+    }
+
+    /// The transfer network rewritten for the CPU at this size (see
+    /// [`tflite::transfer_for_cpu`]).
+    fn cpu_transfer(&self, width: usize, height: usize) -> Result<Arc<[u8]>, EngineError> {
+        tflite::transfer_for_cpu(&self.transfer_bytes, height, width)
+            .map(Arc::from)
+            .map_err(|source| EngineError::BadModel {
+                path: self.transfer_path.clone(),
+                source,
+            })
     }
 
     /// Prepares resizers and the compiled network for frames of `width`x`height`.

@@ -531,9 +531,10 @@ impl Network {
                 if hardware == Hardware::Cpu && threads > 0 {
                     // The CPU accelerator reads its settings as TOML text under two
                     // identifiers: "xnnpack" sizes XNNPACK's thread pool, "cpu_delegate"
-                    // the builtin kernels XNNPACK does not take. In the transfer network
-                    // those are 16 MIRROR_PADs, about half of a run, which otherwise stay
-                    // on one thread (the Python Interpreter gives them all its threads).
+                    // the builtin kernels XNNPACK does not take, which otherwise stay on
+                    // one thread (the Python Interpreter gives them all its threads). In
+                    // the stock transfer network those are 16 MIRROR_PADs; the engine's
+                    // CPU graph (tflite::transfer_for_cpu) has none left.
                     // Extra XNNPACK settings in the same TOML form (`flags = 1`,
                     // `kernel_mode = "xnnpack"`) come from STYLIZE_XNNPACK_OPTIONS, for
                     // profiling the CPU path.

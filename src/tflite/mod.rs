@@ -1,10 +1,16 @@
 //! Reads the TFLite flatbuffer (schema.fbs) far enough to rewrite the transfer
 //! network's `RESIZE_NEAREST_NEIGHBOR` output sizes, so the decoder produces the
-//! inference size instead of the 384x384 baked into the file.
+//! inference size instead of the 384x384 baked into the file. For the CPU it also
+//! writes the activations' shapes for that size ([`shapes`]) and turns the mirror
+//! pads into ops XNNPACK runs ([`reflect_pad`]).
 //!
 //! Tables are followed through their vtables as the flatbuffer format defines, so the
 //! patch finds the ops by their operator code and the size tensors by operator inputs,
 //! not by scanning bytes.
+
+mod prefix;
+mod reflect_pad;
+mod shapes;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ModelError {
@@ -157,6 +163,43 @@ impl<'a> Table<'a> {
         Ok(self.u32_or(slot, default as u32)? as i32)
     }
 
+    /// The slots this table stores (fields left at their defaults are absent).
+    fn present_slots(self) -> Result<Vec<usize>> {
+        let soffset = self.buf.i32(self.pos)? as isize;
+        let vtable = (self.pos as isize)
+            .checked_sub(soffset)
+            .filter(|&v| v >= 0)
+            .ok_or(ModelError::Malformed("bad vtable offset"))? as usize;
+        let entries = (self.buf.u16(vtable)? as usize).saturating_sub(4) / 2;
+        let mut slots = Vec::new();
+        for slot in 0..entries {
+            if self.buf.u16(vtable + 4 + 2 * slot)? != 0 {
+                slots.push(slot);
+            }
+        }
+        Ok(slots)
+    }
+
+    /// Where the offset field `slot` points.
+    fn target(self, slot: usize) -> Result<Option<usize>> {
+        match self.field(slot)? {
+            Some(at) => Ok(Some(self.buf.deref(at)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn string(self, slot: usize) -> Result<Option<&'a [u8]>> {
+        let Some(start) = self.target(slot)? else {
+            return Ok(None);
+        };
+        let len = self.buf.u32(start)? as usize;
+        self.buf
+            .0
+            .get(start + 4..start + 4 + len)
+            .map(Some)
+            .ok_or(ModelError::Malformed("string out of range"))
+    }
+
     fn i8_or(self, slot: usize, default: i8) -> Result<i8> {
         match self.field(slot)? {
             Some(at) => Ok(self.buf.u8(at)? as i8),
@@ -186,10 +229,10 @@ pub struct TransferGraph {
     pub resizes: Vec<ResizeConstant>,
 }
 
-/// Finds the first graph input's HxW and every RESIZE_NEAREST_NEIGHBOR size constant.
-pub fn inspect_transfer(bytes: &[u8]) -> Result<TransferGraph> {
-    let model = Table::root(bytes)?;
-    let codes: Vec<i32> = model
+/// The builtin operator of each operator code (the larger of the old byte field and
+/// the newer int field, as readers of schema v3a do).
+fn builtin_codes(model: Table) -> Result<Vec<i32>> {
+    model
         .table_vector(MODEL_OPERATOR_CODES)?
         .into_iter()
         .map(|c| {
@@ -197,7 +240,33 @@ pub fn inspect_transfer(bytes: &[u8]) -> Result<TransferGraph> {
             let new = c.i32_or(OPCODE_BUILTIN, 0)?;
             Ok(old.max(new))
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+/// The builtin operator code of each operator in the main graph, in order.
+pub fn builtin_ops(bytes: &[u8]) -> Result<Vec<i32>> {
+    let model = Table::root(bytes)?;
+    let codes = builtin_codes(model)?;
+    let graph = *model
+        .table_vector(MODEL_SUBGRAPHS)?
+        .first()
+        .ok_or(ModelError::Malformed("no subgraph"))?;
+    graph
+        .table_vector(SUBGRAPH_OPERATORS)?
+        .into_iter()
+        .map(|op| {
+            codes
+                .get(op.u32_or(OPERATOR_OPCODE_INDEX, 0)? as usize)
+                .copied()
+                .ok_or(ModelError::Malformed("opcode index out of range"))
+        })
+        .collect()
+}
+
+/// Finds the first graph input's HxW and every RESIZE_NEAREST_NEIGHBOR size constant.
+pub fn inspect_transfer(bytes: &[u8]) -> Result<TransferGraph> {
+    let model = Table::root(bytes)?;
+    let codes = builtin_codes(model)?;
     let buffers = model.table_vector(MODEL_BUFFERS)?;
     let graph = *model
         .table_vector(MODEL_SUBGRAPHS)?
@@ -276,4 +345,16 @@ pub fn transfer_for_size(bytes: &[u8], height: usize, width: usize) -> Result<Ve
         out[r.offset + 4..r.offset + 8].copy_from_slice(&(w as i32).to_le_bytes());
     }
     Ok(out)
+}
+
+/// The transfer network for the CPU at `height`x`width`: the decoder resized as in
+/// [`transfer_for_size`], every activation's static shape set to that size, and each
+/// reflect pad made of slices and concatenations. The output is bit-identical; the
+/// pads then run inside XNNPACK instead of as single-threaded builtins between its
+/// partitions.
+pub fn transfer_for_cpu(bytes: &[u8], height: usize, width: usize) -> Result<Vec<u8>> {
+    let native = inspect_transfer(bytes)?.input;
+    let mut sized = transfer_for_size(bytes, height, width)?;
+    shapes::set_static_shapes(&mut sized, native, (height as i32, width as i32))?;
+    reflect_pad::expand_reflect_pads(&sized)
 }
