@@ -100,7 +100,7 @@ fn raw_engine_with(
 ) -> Option<f64> {
     let rt = Runtime::shared(None).ok()?;
     let env = match hardware {
-        Hardware::Gpu => Environment::with_accelerators(rt),
+        Hardware::Gpu => Environment::with_accelerators(rt, None),
         Hardware::Cpu => Environment::cpu_only(rt),
     }
     .ok()?;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::litert::{Environment, Hardware, LiteRtError, Network, Runtime};
+use crate::litert::{Environment, GpuCache, Hardware, LiteRtError, Network, Runtime};
 use crate::resample::{centre_square, inference_size, Resizer};
 use crate::store::VECTOR_LEN;
 use crate::tflite::{self, ModelError};
@@ -15,6 +15,8 @@ pub const CONTENT_INPUT: &str = "content_image";
 pub const VECTOR_INPUT: &str = "mobilenet_conv/Conv/BiasAdd";
 pub const STYLE_INPUT: &str = "style_image";
 pub const STYLE_IMAGE_SIZE: usize = 256;
+/// Names the GPU cache file: one file, since the accelerator keeps one cache per process.
+pub const GPU_CACHE_KEY: &str = "stylize";
 /// The WebGPU accelerator crashes on inputs smaller than this in either dimension.
 pub const GPU_MIN_SIDE: usize = 384;
 pub const GPU_MAX_SIDE: usize = 4096;
@@ -64,6 +66,8 @@ pub struct EngineConfig {
     pub model_dir: Option<PathBuf>,
     /// `libLiteRt.so` or its folder.
     pub library: Option<PathBuf>,
+    /// Where the GPU accelerator caches compiled programs; None for no cache.
+    pub gpu_cache_dir: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -76,6 +80,23 @@ impl Default for EngineConfig {
             prediction_model: None,
             model_dir: None,
             library: None,
+            gpu_cache_dir: paths::default_cache_dir(),
+        }
+    }
+}
+
+/// The GPU cache in `config`'s folder, created if needed. A folder that cannot be made
+/// costs a warning, not the stream: the GPU then compiles from scratch.
+fn gpu_cache(config: &EngineConfig) -> Option<GpuCache> {
+    let dir = config.gpu_cache_dir.as_ref()?;
+    match std::fs::create_dir_all(dir) {
+        Ok(()) => Some(GpuCache {
+            dir: dir.clone(),
+            key: GPU_CACHE_KEY.to_string(),
+        }),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "no GPU program cache");
+            None
         }
     }
 }
@@ -134,7 +155,7 @@ impl Engine {
         let env = if config.accelerator == Accelerator::Cpu || gpu_block.is_some() {
             Environment::cpu_only(rt.clone())?
         } else {
-            Environment::with_accelerators(rt.clone())?
+            Environment::with_accelerators(rt.clone(), gpu_cache(config))?
         };
         let model_dir = config
             .model_dir

@@ -15,6 +15,7 @@ pub const SYSTEM_MODEL_DIR: &str = "/var/lib/stylize/models";
 pub const SYSTEM_STORE: &str = "/usr/share/stylize/styles.json";
 pub const MODEL_DIR_ENV: &str = "STYLIZE_MODEL_DIR";
 pub const STORE_ENV: &str = "STYLIZE_STORE";
+pub const CACHE_DIR_ENV: &str = "STYLIZE_CACHE_DIR";
 
 static MODULE_FILE: OnceLock<PathBuf> = OnceLock::new();
 
@@ -76,4 +77,25 @@ pub fn default_store() -> PathBuf {
     } else {
         PathBuf::from(SYSTEM_STORE)
     }
+}
+
+/// Where the GPU accelerator keeps compiled programs: `$STYLIZE_CACHE_DIR`, systemd's
+/// `$CACHE_DIRECTORY` (from `CacheDirectory=` in the unit), `$XDG_CACHE_HOME/stylize`,
+/// then `~/.cache/stylize`. None when there is no home either.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var(CACHE_DIR_ENV) {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dirs) = var("CACHE_DIRECTORY") {
+        // systemd lists one path per CacheDirectory= entry, separated by colons.
+        let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
+        if first.is_some() {
+            return first;
+        }
+    }
+    if let Some(xdg) = var("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(xdg).join("stylize"));
+    }
+    var("HOME").map(|home| PathBuf::from(home).join(".cache/stylize"))
 }

@@ -247,6 +247,40 @@ fn auto_accelerator_falls_back_to_the_cpu_with_one_warning() {
     }
 }
 
+/// The GPU program cache: a settable folder, never made for a CPU-only element, and one
+/// that cannot be made costs the stream nothing.
+#[test]
+fn cache_dir_is_a_folder_setting_that_never_stops_the_stream() {
+    init();
+    let element = gst::ElementFactory::make("stylize").build().unwrap();
+    element.set_property("cache-dir", "/var/cache/somewhere");
+    assert_eq!(
+        element.property::<Option<String>>("cache-dir").as_deref(),
+        Some("/var/cache/somewhere")
+    );
+    element.set_property("cache-dir", "");
+    assert_eq!(element.property::<Option<String>>("cache-dir"), None);
+
+    let dir = tempfile::tempdir().unwrap();
+    let unused = dir.path().join("unused");
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    for properties in [
+        format!("accelerator=cpu cache-dir={}", unused.display()),
+        format!("accelerator=auto cache-dir={}/sub", blocker.display()),
+    ] {
+        let out = run_pipeline(&format!(
+            "videotestsrc num-buffers=2 ! video/x-raw,width=64,height=48 ! stylize {properties} ! appsink name=sink"
+        ));
+        assert!(out.errors.is_empty(), "{properties}: {:?}", out.errors);
+        assert_eq!(out.samples.len(), 2, "{properties}");
+    }
+    assert!(
+        !unused.exists(),
+        "a CPU-only element made the GPU cache folder"
+    );
+}
+
 #[test]
 fn latency_query_reports_the_processing_time() {
     let (pipeline, sink) = launch(

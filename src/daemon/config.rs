@@ -38,6 +38,9 @@ pub struct StylizeConfig {
     pub threads: u32,
     /// The style store; empty means the installed default.
     pub store: Option<PathBuf>,
+    /// Where the GPU accelerator caches compiled programs; unset means the element's
+    /// default (systemd's CacheDirectory for the service).
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -79,6 +82,7 @@ impl Default for StylizeConfig {
             inference_size: 384,
             threads: 0,
             store: None,
+            cache_dir: None,
         }
     }
 }

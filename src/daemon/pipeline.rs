@@ -156,6 +156,9 @@ impl PipelineTask {
             stylize.set_property("threads", s.threads);
         }
         stylize.set_property("store", self.store_path.to_string_lossy().to_string());
+        if let Some(dir) = &s.cache_dir {
+            stylize.set_property("cache-dir", dir.to_string_lossy().to_string());
+        }
 
         let frames = self.frames.clone();
         stylize

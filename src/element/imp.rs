@@ -72,6 +72,8 @@ struct Settings {
     store: Option<PathBuf>,
     model: Option<PathBuf>,
     litert_library: Option<PathBuf>,
+    /// None: no GPU program cache.
+    cache_dir: Option<PathBuf>,
     accelerator: AcceleratorChoice,
     threads: u32,
     inference_size: u32,
@@ -89,6 +91,7 @@ impl Default for Settings {
             store: None,
             model: None,
             litert_library: None,
+            cache_dir: paths::default_cache_dir(),
             accelerator: AcceleratorChoice::Auto,
             threads: default_threads() as u32,
             inference_size: DEFAULT_INFERENCE_SIZE,
@@ -174,6 +177,7 @@ impl ObjectImpl for Stylize {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let default_store = paths::default_store();
+            let default_cache_dir = paths::default_cache_dir();
             vec![
                 glib::ParamSpecString::builder("style")
                     .nick("Style")
@@ -195,6 +199,12 @@ impl ObjectImpl for Stylize {
                 glib::ParamSpecString::builder("litert-library")
                     .nick("LiteRT library")
                     .blurb("Path of libLiteRt.so or its folder; else STYLIZE_LITERT_LIB, the project's install location, then the system search path")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("cache-dir")
+                    .nick("GPU cache folder")
+                    .blurb("Folder where the GPU accelerator keeps compiled shader programs (stylize_mldrift_compiled_cache.bin), so later starts compile faster; created if missing, empty for no cache. Default: STYLIZE_CACHE_DIR, systemd's CACHE_DIRECTORY, else XDG_CACHE_HOME/stylize or ~/.cache/stylize. Unused on the CPU")
+                    .default_value(default_cache_dir.as_deref().and_then(|p| p.to_str()))
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("accelerator", AcceleratorChoice::Auto)
@@ -282,6 +292,7 @@ impl ObjectImpl for Stylize {
             }
             "model" => settings.model = path(value),
             "litert-library" => settings.litert_library = path(value),
+            "cache-dir" => settings.cache_dir = path(value),
             "accelerator" => settings.accelerator = value.get().expect("type checked upstream"),
             "threads" => settings.threads = value.get().expect("type checked upstream"),
             "inference-size" => {
@@ -312,6 +323,7 @@ impl ObjectImpl for Stylize {
                 .to_value(),
             "model" => path(&settings.model).to_value(),
             "litert-library" => path(&settings.litert_library).to_value(),
+            "cache-dir" => path(&settings.cache_dir).to_value(),
             "accelerator" => settings.accelerator.to_value(),
             "threads" => settings.threads.to_value(),
             "inference-size" => settings.inference_size.to_value(),
@@ -406,6 +418,7 @@ impl BaseTransformImpl for Stylize {
             inference_size: settings.inference_size as usize,
             transfer_model: settings.model.clone(),
             library: settings.litert_library.clone(),
+            gpu_cache_dir: settings.cache_dir.clone(),
             ..Default::default()
         };
         let first = Engine::new(&config)

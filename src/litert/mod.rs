@@ -224,11 +224,57 @@ fn resolved_path(path: &Path) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// Where the GPU accelerator keeps compiled shader programs between runs.
+///
+/// The WebGPU accelerator of LiteRT 2.3.0 reads this from its "gpu_options" TOML: it
+/// loads `<dir>/<key>_mldrift_compiled_cache.bin` when the first GPU model compiles and
+/// writes it back when the environment is destroyed. The folder must exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GpuCache {
+    pub dir: PathBuf,
+    /// The file's name prefix; it may not hold path separators.
+    pub key: String,
+}
+
+impl GpuCache {
+    /// The accelerator's options as TOML text.
+    pub fn toml(&self) -> String {
+        format!(
+            "serialization_dir = {}\nmodel_cache_key = {}\ncache_only_compiled_programs = true\n",
+            toml_string(&self.dir.to_string_lossy()),
+            toml_string(&self.key)
+        )
+    }
+
+    /// The file the accelerator writes.
+    pub fn file(&self) -> PathBuf {
+        self.dir
+            .join(format!("{}_mldrift_compiled_cache.bin", self.key))
+    }
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// A LiteRT environment. It tells the runtime where its accelerator libraries are.
 pub struct Environment {
     rt: Arc<Runtime>,
     raw: ffi::Environment,
     _library_dir: Option<CString>,
+    gpu_cache: Option<GpuCache>,
 }
 
 // SAFETY: the environment is only used behind `&mut` or shared read-only; LiteRT
@@ -240,16 +286,23 @@ impl Environment {
     /// A CPU-only environment: LiteRT is not told where its accelerators are, so it never
     /// loads the GPU accelerator (which on some arm64 cores kills the process on load).
     pub fn cpu_only(rt: Arc<Runtime>) -> Result<Arc<Environment>, LiteRtError> {
-        Self::create(rt, false)
+        Self::create(rt, false, None)
     }
 
-    /// An environment that may load the GPU accelerator next to the runtime. Check
-    /// [`gpu_accelerator_cpu_gap`] first.
-    pub fn with_accelerators(rt: Arc<Runtime>) -> Result<Arc<Environment>, LiteRtError> {
-        Self::create(rt, true)
+    /// An environment that may load the GPU accelerator next to the runtime, its
+    /// compiled programs cached in `gpu_cache`. Check [`gpu_accelerator_cpu_gap`] first.
+    pub fn with_accelerators(
+        rt: Arc<Runtime>,
+        gpu_cache: Option<GpuCache>,
+    ) -> Result<Arc<Environment>, LiteRtError> {
+        Self::create(rt, true, gpu_cache)
     }
 
-    fn create(rt: Arc<Runtime>, accelerators: bool) -> Result<Arc<Environment>, LiteRtError> {
+    fn create(
+        rt: Arc<Runtime>,
+        accelerators: bool,
+        gpu_cache: Option<GpuCache>,
+    ) -> Result<Arc<Environment>, LiteRtError> {
         let library_dir = rt
             .dir()
             .filter(|_| accelerators)
@@ -274,6 +327,7 @@ impl Environment {
             rt,
             raw,
             _library_dir: library_dir,
+            gpu_cache,
         }))
     }
 
@@ -340,7 +394,8 @@ unsafe fn add_toml_options(
     identifier: &CStr,
     toml: String,
 ) -> Result<(), LiteRtError> {
-    let toml = CString::new(toml).expect("formatted integers and environment values hold no NUL");
+    let toml = CString::new(toml)
+        .expect("no NUL: integers, environment values and toml_string's escaped text");
     let payload = toml.into_raw() as *mut c_void;
     let mut opaque = ptr::null_mut();
     // SAFETY: the payload is a leaked CString whose deleter is free_c_string; on failure
@@ -552,6 +607,9 @@ impl Network {
                         format!("num_threads = {threads}\n"),
                     )?;
                 }
+                if let (Hardware::Gpu, Some(cache)) = (hardware, &self.env.gpu_cache) {
+                    add_toml_options(api, options, c"gpu_options", cache.toml())?;
+                }
                 check(
                     "LiteRtCreateCompiledModel",
                     (api.create_compiled_model)(
@@ -742,5 +800,28 @@ impl Drop for Network {
             }
             (api.destroy_model)(self.model);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GpuCache;
+
+    #[test]
+    fn gpu_cache_options_are_toml_with_the_path_escaped() {
+        let cache = GpuCache {
+            dir: "/var/cache/a \"b\"\\c\td".into(),
+            key: "stylize".into(),
+        };
+        assert_eq!(
+            cache.toml(),
+            "serialization_dir = \"/var/cache/a \\\"b\\\"\\\\c\\u0009d\"\n\
+             model_cache_key = \"stylize\"\n\
+             cache_only_compiled_programs = true\n"
+        );
+        assert_eq!(
+            cache.file(),
+            std::path::Path::new("/var/cache/a \"b\"\\c\td/stylize_mldrift_compiled_cache.bin")
+        );
     }
 }
