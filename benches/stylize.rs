@@ -2,10 +2,13 @@
 //! latency, the Python peer in the same run, peak RSS, and the ratios between them.
 //! Writes a table to stdout and JSON to `bench-out/results.json`.
 //!
-//!   cargo bench --bench stylize [-- --frames N --peer-frames N --out DIR --no-peer --quick]
+//!   cargo bench --bench stylize [-- --frames N --peer-frames N --out DIR --no-peer --quick
+//!                                  --gpu-only]
 //!
 //! `--quick` (for emulation) keeps only the int8 CPU engine at 384x288 and the 640x480 CPU
-//! pipeline.
+//! pipeline. `--gpu-only` (for the device machine) keeps the GPU rows: raw engine at
+//! 384² to 1080x1920, pipelines at 640x480, 720p and 1080p, and the start-up with a cold
+//! and a warm program cache, each measured in a fresh process (`--startup DIR`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -23,6 +26,9 @@ struct Args {
     out: PathBuf,
     peer: bool,
     quick: bool,
+    gpu_only: bool,
+    /// Set in the child process that measures one GPU start with this cache folder.
+    startup: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -32,6 +38,8 @@ fn args() -> Args {
         out: paths::project_dir().join("bench-out"),
         peer: true,
         quick: false,
+        gpu_only: false,
+        startup: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -46,6 +54,11 @@ fn args() -> Args {
             "--out" => a.out = it.next().map(PathBuf::from).unwrap_or(a.out),
             "--no-peer" => a.peer = false,
             "--quick" => a.quick = true,
+            "--gpu-only" => {
+                a.gpu_only = true;
+                a.peer = false;
+            }
+            "--startup" => a.startup = it.next().map(PathBuf::from),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -161,6 +174,8 @@ fn pipeline(
     width: usize,
     height: usize,
     frames: usize,
+    inference: usize,
+    cache_dir: Option<&std::path::Path>,
 ) -> Option<PipelineResult> {
     let pipeline = gst::parse::launch(&format!(
         "videotestsrc num-buffers={} pattern=smpte75 ! video/x-raw,format=I420,width={width},height={height} \
@@ -171,6 +186,13 @@ fn pipeline(
     .downcast::<gst::Pipeline>()
     .ok()?;
     let st = pipeline.by_name("st")?;
+    st.set_property("inference-size", inference as u32);
+    st.set_property(
+        "cache-dir",
+        cache_dir
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+    );
     let entered: Arc<Mutex<Vec<Instant>>> = Default::default();
     let left: Arc<Mutex<Vec<Instant>>> = Default::default();
     let e = entered.clone();
@@ -225,9 +247,9 @@ fn pipeline(
         .map(|(a, b)| b.duration_since(*a).as_secs_f64() * 1e3)
         .collect();
     let engine_size = {
-        let (w, h) = stylize::resample::inference_size(width, height, 384);
+        let (w, h) = stylize::resample::inference_size(width, height, inference);
         if accelerator == "gpu" {
-            stylize::engine::gpu_inference_size(width, height, 384).unwrap_or((w, h))
+            stylize::engine::gpu_inference_size(width, height, inference).unwrap_or((w, h))
         } else {
             (w, h)
         }
@@ -272,10 +294,40 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// PLAYING → first stylized buffer on the GPU at 1280x720, in a fresh process (the
+/// accelerator's WebGPU state lives for the whole process), with `dir` as the program
+/// cache: (ms, cache file size after the run).
+fn gpu_startup(dir: &std::path::Path) -> Option<(f64, u64)> {
+    let out = Command::new(std::env::current_exe().ok()?)
+        .arg("--startup")
+        .arg(dir)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ms = text
+        .lines()
+        .find_map(|l| l.strip_prefix("first_frame_ms "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let file = stylize::litert::GpuCache {
+        dir: dir.to_path_buf(),
+        key: stylize::engine::GPU_CACHE_KEY.to_string(),
+    }
+    .file();
+    Some((ms, std::fs::metadata(file).map(|m| m.len()).unwrap_or(0)))
+}
+
 fn main() {
     let a = args();
     gst::init().expect("GStreamer");
     stylize::element::register_static().expect("element registers");
+    if let Some(dir) = &a.startup {
+        if let Some(r) = pipeline("gpu", 1280, 720, 3, 384, Some(dir)) {
+            println!("first_frame_ms {}", r.first_frame_ms);
+        }
+        return;
+    }
     let gpu = Runtime::shared(None)
         .map(|rt| rt.gpu_accelerator_present())
         .unwrap_or(false)
@@ -293,10 +345,19 @@ fn main() {
         ("transfer-fp16", Hardware::Cpu),
         ("transfer-fp16", Hardware::Gpu),
     ] {
-        if (hw == Hardware::Gpu && !gpu) || (a.quick && role != "transfer-int8") {
+        if (hw == Hardware::Gpu && !gpu)
+            || (a.quick && role != "transfer-int8")
+            || (a.gpu_only && hw != Hardware::Gpu)
+        {
             continue;
         }
-        for (h, w) in [(384, 384), (288, 384), (216, 384)] {
+        // The GPU accelerator crashes below 384 on either side (engine::GPU_MIN_SIDE), and
+        // is fast enough for a camera's own resolution.
+        let sizes: &[(usize, usize)] = match hw {
+            Hardware::Cpu => &[(384, 384), (288, 384), (216, 384)],
+            Hardware::Gpu => &[(384, 384), (480, 640), (720, 1280), (1080, 1920)],
+        };
+        for &(h, w) in sizes {
             if a.quick && h != 288 {
                 continue;
             }
@@ -316,27 +377,59 @@ fn main() {
         "element pipeline (videotestsrc I420 → stylize → fakesink sync=false, {} frames)",
         a.frames
     );
-    for accel in ["cpu", "gpu"] {
-        for (w, h) in [(640, 480), (1280, 720)] {
-            if a.quick && (accel == "gpu" || w > 640) {
-                continue;
-            }
-            match pipeline(accel, w, h, a.frames) {
-                Some(r) => {
-                    println!(
-                        "  {accel} {w}x{h}: {:.2} fps, latency {:.1} ms/frame, worker {:.1} ms/frame, inference {}x{}, first frame {:.0} ms",
-                        r.fps, r.latency_ms, r.processing_ms, r.inference.0, r.inference.1, r.first_frame_ms
-                    );
-                    pipelines.push(json!({
-                        "accelerator": accel, "width": w, "height": h, "fps": r.fps,
-                        "processing_ms": r.processing_ms,
-                        "latency_ms": r.latency_ms, "first_frame_ms": r.first_frame_ms,
-                        "inference_width": r.inference.0, "inference_height": r.inference.1,
-                    }));
-                }
-                None => println!("  {accel} {w}x{h}: not available here"),
-            }
+    // On the GPU, 720p and 1080p run both at the default inference size and at the
+    // frame's own size (no down- and up-scaling).
+    for (accel, w, h, inference) in [
+        ("cpu", 640, 480, 384),
+        ("cpu", 1280, 720, 384),
+        ("gpu", 640, 480, 384),
+        ("gpu", 1280, 720, 384),
+        ("gpu", 1280, 720, 1280),
+        ("gpu", 1920, 1080, 384),
+        ("gpu", 1920, 1080, 1920),
+    ] {
+        let skip = (a.quick && (accel == "gpu" || w > 640))
+            || (a.gpu_only && accel != "gpu")
+            || (accel == "gpu" && !gpu);
+        if skip {
+            continue;
         }
+        // No program cache here: the first frame is a cold start.
+        match pipeline(accel, w, h, a.frames, inference, None) {
+            Some(r) => {
+                println!(
+                    "  {accel} {w}x{h}: {:.2} fps, latency {:.1} ms/frame, worker {:.1} ms/frame, inference {}x{}, first frame {:.0} ms",
+                    r.fps, r.latency_ms, r.processing_ms, r.inference.0, r.inference.1, r.first_frame_ms
+                );
+                pipelines.push(json!({
+                    "accelerator": accel, "width": w, "height": h, "fps": r.fps,
+                    "processing_ms": r.processing_ms,
+                    "latency_ms": r.latency_ms, "first_frame_ms": r.first_frame_ms,
+                    "inference_width": r.inference.0, "inference_height": r.inference.1,
+                }));
+            }
+            None => println!("  {accel} {w}x{h}: not available here"),
+        }
+    }
+
+    let mut gpu_start = Value::Null;
+    if gpu {
+        let dir = a.out.join("gpu-cache");
+        let _ = std::fs::remove_dir_all(&dir);
+        let (cold, warm) = (gpu_startup(&dir), gpu_startup(&dir));
+        let show = |r: Option<(f64, u64)>| match r {
+            Some((ms, bytes)) => format!("{ms:.0} ms (cache file {bytes} bytes after)"),
+            None => "failed".to_string(),
+        };
+        println!(
+            "gpu start-up at 1280x720, fresh process: cold cache {}, warm cache {}",
+            show(cold),
+            show(warm)
+        );
+        gpu_start = json!({
+            "cold_first_frame_ms": cold.map(|c| c.0), "warm_first_frame_ms": warm.map(|w| w.0),
+            "cache_bytes": warm.map(|w| w.1),
+        });
     }
 
     let peer = if a.peer {
@@ -410,6 +503,7 @@ fn main() {
         "peer_fps": peer,
         "peak_rss_kib": rss,
         "ratios": ratios,
+        "gpu_startup": gpu_start,
     });
     std::fs::create_dir_all(&a.out).expect("output folder");
     let path = a.out.join("results.json");

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The GPU check, for the device machine: run it there from the repository root with
+# target/device-kit carried (scripts/device-kit.sh builds it here), e.g.
+#
+#   device tool: command "scripts/device-gpu-check.sh", carry ["target/device-kit"],
+#                timeout_s 480
+#
+# It writes under $OUT (device-out/ without it): machine.txt, bench.txt and results.json
+# (the benchmark's GPU rows: raw engine 384² to 1080p, the element at 640x480, 720p and
+# 1080p, downscaled and native, and the start-up with a cold and a warm program cache),
+# and launch.txt (the gst-launch line on the GPU, twice, sharing one cache folder).
+set -uo pipefail
+out=${OUT:-$PWD/device-out}
+mkdir -p "$out"
+kit=$(mktemp -d)
+tar -C "$kit" -xJf target/device-kit/kit.tar.xz
+
+export LD_LIBRARY_PATH=$kit/lib
+export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
+export STYLIZE_LITERT_LIB=$kit/litert STYLIZE_MODEL_DIR=$kit/models STYLIZE_STORE=$kit/styles.json
+export STYLIZE_CACHE_DIR=$out/program-cache
+export GST_PLUGIN_SYSTEM_PATH=$kit/gst GST_PLUGIN_PATH='' GST_REGISTRY=$kit/registry.bin
+export GST_REGISTRY_FORK=no
+# gst-launch finds the plugin; the benchmark registers the element itself.
+launch() {
+  GST_PLUGIN_PATH=$kit/plugin GST_REGISTRY=$kit/launch-registry.bin \
+    timeout 120 "$kit/bin/gst-launch-1.0" "$@"
+}
+
+ms_since() { echo $(( (${EPOCHREALTIME/./} - $1) / 1000 )); }
+
+{
+  echo "== machine"
+  nvidia-smi -L 2>&1 || echo "no nvidia-smi"
+  ldd --version 2>&1 | head -1
+  ls -l "$VK_DRIVER_FILES" 2>&1
+  echo "== libraries the kit lacks here"
+  for f in "$kit"/bin/* "$kit"/{gst,plugin,litert}/*.so; do ldd "$f" | grep "not found"; done
+  echo "(end)"
+} 2>&1 | tee "$out/machine.txt"
+
+echo "== benchmark (GPU rows)"
+timeout 300 "$kit/bin/bench" --gpu-only --frames 300 --out "$out" \
+  2> "$out/bench-stderr.txt" | tee "$out/bench.txt"
+echo "benchmark exit: ${PIPESTATUS[0]}" | tee -a "$out/bench.txt"
+
+echo "== gst-launch on the GPU, 300 frames of 1280x720" | tee "$out/launch.txt"
+for run in cold-cache warm-cache; do
+  start=${EPOCHREALTIME/./}
+  launch videotestsrc num-buffers=300 \
+    ! video/x-raw,width=1280,height=720 ! stylize accelerator=gpu \
+    ! fakesink sync=false > "$out/launch-$run.log" 2>&1
+  echo "$run: exit $?, $(ms_since "$start") ms including start-up" | tee -a "$out/launch.txt"
+done
+ls -l "$STYLIZE_CACHE_DIR" 2>&1 | tee -a "$out/launch.txt"
+rm -rf "$kit"
