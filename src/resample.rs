@@ -7,6 +7,8 @@
 //! Weight tables and the intermediate image are built once per size pair; `resize`
 //! itself allocates nothing.
 
+mod four_lanes;
+
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 const CHANNELS: usize = 3;
 
@@ -236,6 +238,10 @@ fn horizontal_pass(
 
 /// One row with exactly `K` taps per output pixel, so the tap loop unrolls.
 fn horizontal_row<const K: usize>(first: &[usize], weights: &[i32], s: &[u8], d: &mut [u8]) {
+    if four_lanes::available() {
+        // SAFETY: checked just above.
+        return unsafe { four_lanes::row::<K>(first, weights, s, d) };
+    }
     for ((out, &f), w) in d
         .chunks_exact_mut(CHANNELS)
         .zip(first)
