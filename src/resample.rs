@@ -286,6 +286,46 @@ fn vertical_pass(
     acc: &mut [i32],
     dh: usize,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe {
+            vertical_pass_avx2(axis, src, src_stride, row_offset, dst, dst_stride, acc, dh)
+        };
+    }
+    vertical_rows(axis, src, src_stride, row_offset, dst, dst_stride, acc, dh)
+}
+
+/// The same loops built for AVX2, so they vectorize eight lanes wide with a 32-bit
+/// multiply (x86-64's baseline SSE2 has none; aarch64's baseline NEON has one).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn vertical_pass_avx2(
+    axis: &Axis,
+    src: &[u8],
+    src_stride: usize,
+    row_offset: usize,
+    dst: &mut [u8],
+    dst_stride: usize,
+    acc: &mut [i32],
+    dh: usize,
+) {
+    vertical_rows(axis, src, src_stride, row_offset, dst, dst_stride, acc, dh)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn vertical_rows(
+    axis: &Axis,
+    src: &[u8],
+    src_stride: usize,
+    row_offset: usize,
+    dst: &mut [u8],
+    dst_stride: usize,
+    acc: &mut [i32],
+    dh: usize,
+) {
     let n = acc.len();
     for y in 0..dh {
         let first = axis.first[y] - row_offset;
