@@ -464,7 +464,11 @@ fn main() {
     };
     let mut ratios = json!({});
     let workers = stylize::engine::default_threads().clamp(1, 4);
-    let side_by_side = raw_engines_side_by_side(workers, 288, 384, 7);
+    let side_by_side = if a.gpu_only {
+        None
+    } else {
+        raw_engines_side_by_side(workers, 288, 384, 7)
+    };
     if let (Some(p), Some(raw_ms)) = (find("cpu", 640), side_by_side) {
         if let Some(worker_ms) = p["processing_ms"].as_f64() {
             let overhead = worker_ms / raw_ms - 1.0;

@@ -10,10 +10,11 @@
 # 1080p, downscaled and native, and the start-up with a cold and a warm program cache),
 # and launch.txt (the gst-launch line on the GPU, twice, sharing one cache folder).
 set -uo pipefail
+export LC_ALL=C
 out=${OUT:-$PWD/device-out}
 mkdir -p "$out"
 kit=$(mktemp -d)
-tar -C "$kit" -xJf target/device-kit/kit.tar.xz
+tar -C "$kit" -xJf target/device-kit/kit.tar.xz || { echo "no kit: run scripts/device-kit.sh here first" >&2; exit 1; }
 
 export LD_LIBRARY_PATH=$kit/lib
 export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
@@ -24,7 +25,7 @@ export GST_REGISTRY_FORK=no
 # gst-launch finds the plugin; the benchmark registers the element itself.
 launch() {
   GST_PLUGIN_PATH=$kit/plugin GST_REGISTRY=$kit/launch-registry.bin \
-    timeout 120 "$kit/bin/gst-launch-1.0" "$@"
+    timeout 60 "$kit/bin/gst-launch-1.0" "$@"
 }
 
 ms_since() { echo $(( (${EPOCHREALTIME/./} - $1) / 1000 )); }

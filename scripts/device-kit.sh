@@ -19,7 +19,7 @@ mkdir -p "$stage"/{bin,lib,gst,plugin,litert,models}
 scripts/apt-ensure.sh jq xz-utils binutils libvulkan1
 say "building the plugin and the benchmark"
 cargo build --release -p gst-plugin-stylize --quiet
-bench=$(cargo bench --bench stylize --no-run --message-format=json 2>/dev/null \
+bench=$(cargo bench --bench stylize --no-run --message-format=json \
   | jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["bench"]) | .executable')
 [ -x "$bench" ] || { echo "device-kit: no benchmark executable" >&2; exit 1; }
 
@@ -39,14 +39,14 @@ cp models/styles.json "$stage/"
 
 # The machine provides these; ours could be older than what its GPU driver needs.
 base='^(libc|libm|libdl|libpthread|librt|libgcc_s|libstdc\+\+|ld-linux-x86-64)\.so'
-libs=$(for f in "$stage"/bin/* "$stage"/gst/*.so "$stage"/plugin/*.so; do ldd "$f"; done \
+libs=$(for f in "$stage"/bin/* "$stage"/{gst,plugin,litert}/*.so; do ldd "$f"; done \
   | awk '$3 ~ /^\// {print $3}' | sort -u)
 for lib in $libs; do
   basename "$lib" | grep -Eq "$base" || cp -L "$lib" "$stage/lib/"
 done
 # Dawn opens the Vulkan loader by name; the NVIDIA driver's GLX/EGL parts need glvnd.
 for name in libvulkan.so.1 libGLdispatch.so.0 libGLX.so.0 libEGL.so.1 libGL.so.1 libOpenGL.so.0; do
-  path=$(ldconfig -p | awk -v n="$name" '$1 == n && !found {print $NF; found = 1}')
+  path=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64/ && !found {print $NF; found = 1}')
   if [ -n "$path" ]; then cp -L "$path" "$stage/lib/"; fi
 done
 strip --strip-debug "$stage"/bin/* "$stage"/gst/*.so "$stage"/plugin/*.so

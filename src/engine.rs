@@ -284,7 +284,7 @@ impl Engine {
                 // Static shapes for this size, so no input resize.
                 Hardware::Cpu => Network::new(
                     self.env.clone(),
-                    self.cpu_transfer(width, height)?,
+                    self.cpu_transfer(width, height, native)?,
                     self.hardware,
                     self.threads,
                     &[],
@@ -331,14 +331,25 @@ impl Engine {
     }
 
     /// The transfer network rewritten for the CPU at this size (see
-    /// [`tflite::transfer_for_cpu`]).
-    fn cpu_transfer(&self, width: usize, height: usize) -> Result<Arc<[u8]>, EngineError> {
-        tflite::transfer_for_cpu(&self.transfer_bytes, height, width)
-            .map(Arc::from)
-            .map_err(|source| EngineError::BadModel {
+    /// [`tflite::transfer_for_cpu`]). A model the rewrite does not know still runs at
+    /// its own size, as it is.
+    fn cpu_transfer(
+        &self,
+        width: usize,
+        height: usize,
+        native: (usize, usize),
+    ) -> Result<Arc<[u8]>, EngineError> {
+        match tflite::transfer_for_cpu(&self.transfer_bytes, height, width) {
+            Ok(bytes) => Ok(Arc::from(bytes)),
+            Err(error) if native == (width, height) => {
+                tracing::debug!(%error, "no CPU graph rewrite; the model runs as it is");
+                Ok(self.transfer_bytes.clone())
+            }
+            Err(source) => Err(EngineError::BadModel {
                 path: self.transfer_path.clone(),
                 source,
-            })
+            }),
+        }
     }
 
     /// Prepares resizers and the compiled network for frames of `width`x`height`.

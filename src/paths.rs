@@ -89,13 +89,17 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     }
     if let Some(dirs) = var("CACHE_DIRECTORY") {
         // systemd lists one path per CacheDirectory= entry, separated by colons.
-        let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
-        if first.is_some() {
-            return first;
+        let dirs = dirs.to_string_lossy().into_owned();
+        if let Some(first) = dirs.split(':').find(|d| !d.is_empty()) {
+            return Some(PathBuf::from(first));
         }
     }
-    if let Some(xdg) = var("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(xdg).join("stylize"));
+    // The XDG spec says to ignore a relative XDG_CACHE_HOME.
+    if let Some(xdg) = var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
+        return Some(xdg.join("stylize"));
     }
     var("HOME").map(|home| PathBuf::from(home).join(".cache/stylize"))
 }

@@ -203,7 +203,7 @@ impl ObjectImpl for Stylize {
                     .build(),
                 glib::ParamSpecString::builder("cache-dir")
                     .nick("GPU cache folder")
-                    .blurb("Folder where the GPU accelerator keeps compiled shader programs (stylize_mldrift_compiled_cache.bin), so later starts compile faster; created if missing, empty for no cache. Default: STYLIZE_CACHE_DIR, systemd's CACHE_DIRECTORY, else XDG_CACHE_HOME/stylize or ~/.cache/stylize. Unused on the CPU")
+                    .blurb("Folder where the GPU accelerator keeps compiled shader programs (stylize_mldrift_compiled_cache.bin), so later starts compile faster; created when the GPU is tried, empty for no cache. Default: STYLIZE_CACHE_DIR, systemd's CACHE_DIRECTORY, else XDG_CACHE_HOME/stylize or ~/.cache/stylize. Unused on the CPU")
                     .default_value(default_cache_dir.as_deref().and_then(|p| p.to_str()))
                     .mutable_ready()
                     .build(),

@@ -99,13 +99,18 @@ impl<'a> Table<'a> {
         })
     }
 
-    /// Absolute position of field `slot`, or None when it is absent (default value).
-    fn field(self, slot: usize) -> Result<Option<usize>> {
+    fn vtable(self) -> Result<usize> {
         let soffset = self.buf.i32(self.pos)? as isize;
-        let vtable = (self.pos as isize)
+        (self.pos as isize)
             .checked_sub(soffset)
             .filter(|&v| v >= 0)
-            .ok_or(ModelError::Malformed("bad vtable offset"))? as usize;
+            .map(|v| v as usize)
+            .ok_or(ModelError::Malformed("bad vtable offset"))
+    }
+
+    /// Absolute position of field `slot`, or None when it is absent (default value).
+    fn field(self, slot: usize) -> Result<Option<usize>> {
+        let vtable = self.vtable()?;
         let vtable_len = self.buf.u16(vtable)? as usize;
         let entry = 4 + 2 * slot;
         if entry + 2 > vtable_len {
@@ -165,11 +170,7 @@ impl<'a> Table<'a> {
 
     /// The slots this table stores (fields left at their defaults are absent).
     fn present_slots(self) -> Result<Vec<usize>> {
-        let soffset = self.buf.i32(self.pos)? as isize;
-        let vtable = (self.pos as isize)
-            .checked_sub(soffset)
-            .filter(|&v| v >= 0)
-            .ok_or(ModelError::Malformed("bad vtable offset"))? as usize;
+        let vtable = self.vtable()?;
         let entries = (self.buf.u16(vtable)? as usize).saturating_sub(4) / 2;
         let mut slots = Vec::new();
         for slot in 0..entries {
@@ -284,7 +285,12 @@ pub fn inspect_transfer(bytes: &[u8]) -> Result<TransferGraph> {
         Some(&i) => tensor(i)?.i32_vector(TENSOR_SHAPE)?,
         None => return Err(ModelError::Malformed("graph has no input")),
     };
-    if input_shape.len() != 4 || input_shape[0] != 1 || input_shape[3] != 3 {
+    if input_shape.len() != 4
+        || input_shape[0] != 1
+        || input_shape[3] != 3
+        || input_shape[1] <= 0
+        || input_shape[2] <= 0
+    {
         return Err(ModelError::InputShape(input_shape));
     }
 
@@ -329,7 +335,7 @@ pub fn inspect_transfer(bytes: &[u8]) -> Result<TransferGraph> {
 /// A copy of the transfer network whose decoder produces `height`x`width`. Each resize
 /// constant is scaled by the same factor as the input (192 -> H/2, 384 -> H).
 pub fn transfer_for_size(bytes: &[u8], height: usize, width: usize) -> Result<Vec<u8>> {
-    if height == 0 || width == 0 || height % 4 != 0 || width % 4 != 0 {
+    if height == 0 || width == 0 || !height.is_multiple_of(4) || !width.is_multiple_of(4) {
         return Err(ModelError::BadSize { height, width });
     }
     let graph = inspect_transfer(bytes)?;

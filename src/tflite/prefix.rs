@@ -58,7 +58,7 @@ impl Prefix {
     }
 
     fn align(&mut self, to: usize) {
-        while self.bytes.len() % to != 0 {
+        while !self.bytes.len().is_multiple_of(to) {
             self.bytes.push(0);
         }
     }
@@ -136,7 +136,7 @@ impl Prefix {
 
     /// A byte vector whose data starts 16-byte aligned, as schema.fbs asks for buffers.
     pub fn byte_vector(&mut self, label: Label, data: &[u8]) {
-        while (self.bytes.len() + 4) % 16 != 0 {
+        while !(self.bytes.len() + 4).is_multiple_of(16) {
             self.bytes.push(0);
         }
         self.place(label);

@@ -16,22 +16,35 @@ use std::collections::HashMap;
 use super::prefix::{Field, Label, Prefix, Target};
 use super::{builtin_codes, ModelError, Result, Table};
 use super::{
-    BUFFER_DATA, MODEL_BUFFERS, MODEL_OPERATOR_CODES, MODEL_SUBGRAPHS, OPERATOR_INPUTS,
-    OPERATOR_OPCODE_INDEX, SUBGRAPH_OPERATORS, SUBGRAPH_TENSORS, TENSOR_BUFFER, TENSOR_SHAPE,
-    TENSOR_TYPE, TENSOR_TYPE_INT32,
+    BUFFER_DATA, MODEL_BUFFERS, MODEL_OPERATOR_CODES, MODEL_SUBGRAPHS, OPCODE_BUILTIN,
+    OPCODE_DEPRECATED_BUILTIN, OPERATOR_INPUTS, OPERATOR_OPCODE_INDEX, SUBGRAPH_INPUTS,
+    SUBGRAPH_OPERATORS, SUBGRAPH_TENSORS, TENSOR_BUFFER, TENSOR_SHAPE, TENSOR_TYPE,
+    TENSOR_TYPE_INT32,
 };
 
 const MIRROR_PAD: i32 = 100;
 const SLICE: i32 = 65;
 const CONCATENATION: i32 = 2;
+const TENSOR_TYPE_FLOAT32: i8 = 0;
 const TENSOR_TYPE_INT64: i8 = 4;
 const OPTIONS_CONCATENATION: u8 = 10;
 const OPTIONS_SLICE: u8 = 48;
+const OPTIONS_MIRROR_PAD: i8 = 77;
 const MIRROR_PAD_REFLECT: i8 = 0;
 const MAX_CONCAT_INPUTS: usize = 4;
 
 const MODEL_VERSION: usize = 0;
+const MODEL_DESCRIPTION: usize = 3;
+const MODEL_METADATA_BUFFER: usize = 5;
+const MODEL_METADATA: usize = 6;
+const MODEL_SIGNATURE_DEFS: usize = 7;
+const SUBGRAPH_OUTPUTS: usize = 2;
+const SUBGRAPH_NAME: usize = 4;
 const SUBGRAPH_DEBUG_METADATA: usize = 5;
+const BUFFER_OFFSET: usize = 1;
+const OPERATOR_LARGE_CUSTOM_OPTIONS_OFFSET: usize = 9;
+/// The byte-sized builtin code field holds codes up to this; larger ones say it.
+const PLACEHOLDER_FOR_GREATER_OP_CODES: i32 = 127;
 const TENSOR_NAME: usize = 3;
 const OPERATOR_OUTPUTS: usize = 2;
 const OPERATOR_OPTIONS_TYPE: usize = 3;
@@ -72,7 +85,8 @@ struct Additions<'a> {
 }
 
 impl Additions<'_> {
-    fn shape(&self, tensor: i32) -> Result<Vec<i32>> {
+    /// The added tensor `tensor` names, or None for an old one.
+    fn added(&self, tensor: i32) -> Result<Option<&NewTensor>> {
         match usize::try_from(tensor)
             .ok()
             .and_then(|i| i.checked_sub(self.old_tensors.len()))
@@ -80,8 +94,15 @@ impl Additions<'_> {
             Some(i) => self
                 .tensors
                 .get(i)
-                .map(|t| t.shape.clone())
+                .map(Some)
                 .ok_or(ModelError::Malformed("tensor index out of range")),
+            None => Ok(None),
+        }
+    }
+
+    fn shape(&self, tensor: i32) -> Result<Vec<i32>> {
+        match self.added(tensor)? {
+            Some(t) => Ok(t.shape.clone()),
             None => self.old(tensor)?.i32_vector(TENSOR_SHAPE),
         }
     }
@@ -137,7 +158,7 @@ impl Additions<'_> {
         size[axis] = 1;
         let begin = self.constant(begin);
         let size_t = self.constant(size.clone());
-        let ty = self.old_type(x)?;
+        let ty = self.tensor_type(x)?;
         let out = self.tensor(size, ty, 0, format!("{name}/row{at}"));
         ops.push(Op::New(NewOp {
             opcode: self.slice_code,
@@ -148,17 +169,10 @@ impl Additions<'_> {
         Ok(out)
     }
 
-    fn old_type(&self, x: i32) -> Result<u8> {
-        match usize::try_from(x)
-            .ok()
-            .and_then(|i| i.checked_sub(self.old_tensors.len()))
-        {
-            Some(i) => self
-                .tensors
-                .get(i)
-                .map(|t| t.ty)
-                .ok_or(ModelError::Malformed("tensor index out of range")),
-            None => Ok(self.old(x)?.i8_or(TENSOR_TYPE, 0)? as u8),
+    fn tensor_type(&self, tensor: i32) -> Result<u8> {
+        match self.added(tensor)? {
+            Some(t) => Ok(t.ty),
+            None => Ok(self.old(tensor)?.i8_or(TENSOR_TYPE, 0)? as u8),
         }
     }
 
@@ -185,9 +199,11 @@ impl Additions<'_> {
         let mut shape = self.shape(pieces[0])?;
         shape[axis] = 0;
         for &p in &pieces {
-            shape[axis] += self.shape(p)?[axis];
+            shape[axis] = shape[axis]
+                .checked_add(self.shape(p)?[axis])
+                .ok_or(ModelError::Malformed("tensor dimension overflow"))?;
         }
-        let ty = self.old_type(pieces[0])?;
+        let ty = self.tensor_type(pieces[0])?;
         let out = match out {
             Some(out) => out,
             None => {
@@ -265,6 +281,21 @@ pub fn expand_reflect_pads(bytes: &[u8]) -> Result<Vec<u8>> {
     let graph = *graphs.first().ok_or(ModelError::Malformed("no subgraph"))?;
     let old_tensors = graph.table_vector(SUBGRAPH_TENSORS)?;
     let old_ops = graph.table_vector(SUBGRAPH_OPERATORS)?;
+    // Data placed after the flatbuffer is found by absolute file offsets (models over
+    // 2 GB), which moving the file would break. Such a model stays as it is.
+    for buffer in &old_buffers {
+        if let Some(at) = buffer.field(BUFFER_OFFSET)? {
+            let offset = buffer.buf.u32(at)? as u64 | (buffer.buf.u32(at + 4)? as u64) << 32;
+            if offset > 1 {
+                return Ok(bytes.to_vec());
+            }
+        }
+    }
+    for op in &old_ops {
+        if op.field(OPERATOR_LARGE_CUSTOM_OPTIONS_OFFSET)?.is_some() {
+            return Ok(bytes.to_vec());
+        }
+    }
 
     let mut new_codes = Vec::new();
     let mut code_index = |code: i32| -> u32 {
@@ -300,7 +331,7 @@ pub fn expand_reflect_pads(bytes: &[u8]) -> Result<Vec<u8>> {
     write(
         bytes,
         model,
-        graph,
+        &graphs,
         &old_codes,
         &old_buffers,
         &new_codes,
@@ -317,9 +348,13 @@ fn expand_one(
     op: Table,
     buffers: &[Table],
 ) -> Result<bool> {
-    let mode = match op.target(OPERATOR_OPTIONS)? {
-        Some(pos) => Table { buf: op.buf, pos }.i8_or(MIRROR_PAD_MODE, MIRROR_PAD_REFLECT)?,
-        None => MIRROR_PAD_REFLECT,
+    // Without MirrorPadOptions TFLite's kernel does not pad by reflection.
+    let options = op.target(OPERATOR_OPTIONS)?;
+    let mode = match (op.i8_or(OPERATOR_OPTIONS_TYPE, 0)?, options) {
+        (OPTIONS_MIRROR_PAD, Some(pos)) => {
+            Table { buf: op.buf, pos }.i8_or(MIRROR_PAD_MODE, MIRROR_PAD_REFLECT)?
+        }
+        _ => return Ok(false),
     };
     let inputs = op.i32_vector(OPERATOR_INPUTS)?;
     let outputs = op.i32_vector(OPERATOR_OUTPUTS)?;
@@ -329,8 +364,11 @@ fn expand_one(
     let Some(pads) = constant_pads(add.old(pads)?, buffers)? else {
         return Ok(false);
     };
+    // Float only: the new tensors carry no quantization.
+    let float = add.old(x)?.i8_or(TENSOR_TYPE, 0)? == TENSOR_TYPE_FLOAT32;
     let rank4 = add.shape(x)?.len() == 4 && pads.len() == 8;
-    if mode != MIRROR_PAD_REFLECT || !rank4 || pads[..2] != [0, 0] || pads[6..] != [0, 0] {
+    let outer_unpadded = rank4 && pads[..2] == [0, 0] && pads[6..] == [0, 0];
+    if mode != MIRROR_PAD_REFLECT || !float || !outer_unpadded || pads.iter().any(|&p| p < 0) {
         return Ok(false);
     }
     let name = String::from_utf8_lossy(add.old(y)?.string(TENSOR_NAME)?.unwrap_or(b"mirror_pad"))
@@ -372,12 +410,10 @@ fn constant_pads(tensor: Table, buffers: &[Table]) -> Result<Option<Vec<i32>>> {
                 .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect(),
         ),
-        TENSOR_TYPE_INT64 => Some(
-            bytes
-                .chunks_exact(8)
-                .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as i32)
-                .collect(),
-        ),
+        TENSOR_TYPE_INT64 => bytes
+            .chunks_exact(8)
+            .map(|b| i32::try_from(i64::from_le_bytes(b.try_into().expect("8 bytes"))).ok())
+            .collect(),
         _ => None,
     })
 }
@@ -387,7 +423,7 @@ fn constant_pads(tensor: Table, buffers: &[Table]) -> Result<Option<Vec<i32>>> {
 fn write(
     bytes: &[u8],
     model: Table,
-    graph: Table,
+    graphs: &[Table],
     old_codes: &[Table],
     old_buffers: &[Table],
     new_codes: &[i32],
@@ -410,7 +446,10 @@ fn write(
                 MODEL_OPERATOR_CODES => Field::Ref(Target::New(codes_vec)),
                 MODEL_SUBGRAPHS => Field::Ref(Target::New(graphs_vec)),
                 MODEL_BUFFERS => Field::Ref(Target::New(buffers_vec)),
-                3 | 5..=7 => Field::Ref(Target::Old(old_target(model, slot)?)),
+                MODEL_DESCRIPTION
+                | MODEL_METADATA_BUFFER
+                | MODEL_METADATA
+                | MODEL_SIGNATURE_DEFS => Field::Ref(Target::Old(old_target(model, slot)?)),
                 _ => return Err(ModelError::Malformed("model field unknown to the rewrite")),
             },
         ));
@@ -425,15 +464,18 @@ fn write(
         p.table(
             label,
             &[
-                (0, Field::U8(code as u8)),
+                (
+                    OPCODE_DEPRECATED_BUILTIN,
+                    Field::U8(code.min(PLACEHOLDER_FOR_GREATER_OP_CODES) as u8),
+                ),
                 (OPCODE_VERSION, Field::U32(1)),
-                (3, Field::U32(code as u32)),
+                (OPCODE_BUILTIN, Field::U32(code as u32)),
             ],
         );
     }
 
+    let graph = graphs[0];
     let graph_label = p.label();
-    let graphs = model.table_vector(MODEL_SUBGRAPHS)?;
     let mut items = vec![Target::New(graph_label)];
     items.extend(graphs[1..].iter().map(|g| Target::Old(g.pos)));
     p.ref_vector(graphs_vec, &items);
@@ -447,7 +489,9 @@ fn write(
                 SUBGRAPH_TENSORS => Field::Ref(Target::New(tensors_vec)),
                 SUBGRAPH_OPERATORS => Field::Ref(Target::New(ops_vec)),
                 SUBGRAPH_DEBUG_METADATA => Field::U32(graph.u32_or(slot, 0)?),
-                1 | 2 | 4 => Field::Ref(Target::Old(old_target(graph, slot)?)),
+                SUBGRAPH_INPUTS | SUBGRAPH_OUTPUTS | SUBGRAPH_NAME => {
+                    Field::Ref(Target::Old(old_target(graph, slot)?))
+                }
                 _ => {
                     return Err(ModelError::Malformed(
                         "subgraph field unknown to the rewrite",

@@ -5,7 +5,8 @@
 //! delegated. Writing the real shapes into the file makes both agree from the start.
 //!
 //! Every activation in the transfer network is 1 x h x w x c, where h is the input
-//! height divided by 1, 2 or 4, plus 2 or 8 rows of padding before a convolution.
+//! height divided by 1, 2 or 4, plus up to 8 rows of padding (2 or 8 in this network)
+//! before a convolution.
 //! Weights (tensors with data) and 1x1 statistics keep their shapes.
 
 use super::BUFFER_DATA;
@@ -19,9 +20,10 @@ const MAX_PADDING: i32 = 8;
 /// `target`; None when it does not follow the input size.
 fn scale_dim(dim: i32, native: i32, target: i32) -> Option<i32> {
     SCALES.iter().find_map(|&s| {
-        let padding = dim - native / s;
+        let padding = dim.checked_sub(native / s)?;
         (native % s == 0 && (0..=MAX_PADDING).contains(&padding) && padding % 2 == 0)
-            .then_some(target / s + padding)
+            .then(|| (target / s).checked_add(padding))
+            .flatten()
     })
 }
 
