@@ -162,6 +162,25 @@ impl Resizer {
 
     /// Resizes `src` (rows `src_stride` bytes apart) into `dst` (rows `dst_stride` apart).
     pub fn resize(&mut self, src: &[u8], src_stride: usize, dst: &mut [u8], dst_stride: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { self.resize_avx2(src, src_stride, dst, dst_stride) };
+        }
+        self.resize_passes(src, src_stride, dst, dst_stride)
+    }
+
+    /// The same passes built for AVX2, so the row-wise vertical loops vectorize eight
+    /// lanes wide with a 32-bit multiply (x86-64's baseline SSE2 has none; aarch64's
+    /// baseline NEON has one).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn resize_avx2(&mut self, src: &[u8], src_stride: usize, dst: &mut [u8], dst_stride: usize) {
+        self.resize_passes(src, src_stride, dst, dst_stride)
+    }
+
+    #[inline(always)]
+    fn resize_passes(&mut self, src: &[u8], src_stride: usize, dst: &mut [u8], dst_stride: usize) {
         let (sw, sh) = self.src;
         let (dw, dh) = self.dst;
         match (&self.horizontal, &self.vertical) {
@@ -275,48 +294,9 @@ fn weighted_pixel(pixels: &[u8], w: &[i32], out: &mut [u8]) {
 
 /// `src` row 0 is input row `row_offset`. Each output row is summed row by row over the
 /// taps, so the inner loop runs along contiguous memory (and vectorizes).
-#[allow(clippy::too_many_arguments)]
-fn vertical_pass(
-    axis: &Axis,
-    src: &[u8],
-    src_stride: usize,
-    row_offset: usize,
-    dst: &mut [u8],
-    dst_stride: usize,
-    acc: &mut [i32],
-    dh: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        return unsafe {
-            vertical_pass_avx2(axis, src, src_stride, row_offset, dst, dst_stride, acc, dh)
-        };
-    }
-    vertical_rows(axis, src, src_stride, row_offset, dst, dst_stride, acc, dh)
-}
-
-/// The same loops built for AVX2, so they vectorize eight lanes wide with a 32-bit
-/// multiply (x86-64's baseline SSE2 has none; aarch64's baseline NEON has one).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-fn vertical_pass_avx2(
-    axis: &Axis,
-    src: &[u8],
-    src_stride: usize,
-    row_offset: usize,
-    dst: &mut [u8],
-    dst_stride: usize,
-    acc: &mut [i32],
-    dh: usize,
-) {
-    vertical_rows(axis, src, src_stride, row_offset, dst, dst_stride, acc, dh)
-}
-
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn vertical_rows(
+fn vertical_pass(
     axis: &Axis,
     src: &[u8],
     src_stride: usize,

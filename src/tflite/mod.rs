@@ -335,10 +335,13 @@ pub fn inspect_transfer(bytes: &[u8]) -> Result<TransferGraph> {
 /// A copy of the transfer network whose decoder produces `height`x`width`. Each resize
 /// constant is scaled by the same factor as the input (192 -> H/2, 384 -> H).
 pub fn transfer_for_size(bytes: &[u8], height: usize, width: usize) -> Result<Vec<u8>> {
+    resized(bytes, &inspect_transfer(bytes)?, height, width)
+}
+
+fn resized(bytes: &[u8], graph: &TransferGraph, height: usize, width: usize) -> Result<Vec<u8>> {
     if height == 0 || width == 0 || !height.is_multiple_of(4) || !width.is_multiple_of(4) {
         return Err(ModelError::BadSize { height, width });
     }
-    let graph = inspect_transfer(bytes)?;
     if graph.resizes.len() != 3 {
         return Err(ModelError::ResizeOps(graph.resizes.len()));
     }
@@ -356,11 +359,10 @@ pub fn transfer_for_size(bytes: &[u8], height: usize, width: usize) -> Result<Ve
 /// The transfer network for the CPU at `height`x`width`: the decoder resized as in
 /// [`transfer_for_size`], every activation's static shape set to that size, and each
 /// reflect pad made of slices and concatenations. The output is bit-identical; the
-/// pads then run inside XNNPACK instead of as single-threaded builtins between its
-/// partitions.
+/// pads then run inside XNNPACK instead of as builtin kernels between its partitions.
 pub fn transfer_for_cpu(bytes: &[u8], height: usize, width: usize) -> Result<Vec<u8>> {
-    let native = inspect_transfer(bytes)?.input;
-    let mut sized = transfer_for_size(bytes, height, width)?;
-    shapes::set_static_shapes(&mut sized, native, (height as i32, width as i32))?;
+    let graph = inspect_transfer(bytes)?;
+    let mut sized = resized(bytes, &graph, height, width)?;
+    shapes::set_static_shapes(&mut sized, graph.input, (height as i32, width as i32))?;
     reflect_pad::expand_reflect_pads(&sized)
 }
