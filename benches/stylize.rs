@@ -249,7 +249,13 @@ fn pipeline(
     let engine_size = {
         let (w, h) = stylize::resample::inference_size(width, height, inference);
         if accelerator == "gpu" {
-            stylize::engine::gpu_inference_size(width, height, inference).unwrap_or((w, h))
+            stylize::engine::gpu_inference_size(
+                width,
+                height,
+                inference,
+                stylize::engine::gpu_min_side(),
+            )
+            .unwrap_or((w, h))
         } else {
             (w, h)
         }

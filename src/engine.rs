@@ -1,5 +1,6 @@
 //! The style-transfer engine: the transfer network compiled per inference size, the
-//! prediction network for style vectors, and the choice of CPU or GPU.
+//! prediction network for style vectors, on the CPU or the GPU (`accelerator=auto` is
+//! decided in [`crate::auto`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use crate::litert::{Environment, GpuCache, Hardware, LiteRtError, Network, Runti
 use crate::resample::{centre_square, inference_size, Resizer};
 use crate::store::VECTOR_LEN;
 use crate::tflite::{self, ModelError};
-use crate::{models, paths};
+use crate::{models, paths, vulkan};
 
 pub const CONTENT_INPUT: &str = "content_image";
 pub const VECTOR_INPUT: &str = "mobilenet_conv/Conv/BiasAdd";
@@ -17,8 +18,10 @@ pub const STYLE_INPUT: &str = "style_image";
 pub const STYLE_IMAGE_SIZE: usize = 256;
 /// Names the GPU cache file: one file, since the accelerator keeps one cache per process.
 pub const GPU_CACHE_KEY: &str = "stylize";
-/// The WebGPU accelerator crashes on inputs smaller than this in either dimension.
+/// The WebGPU accelerator crashed on inputs smaller than this in either dimension (on an
+/// H200, with the stock graph and an input resize); `STYLIZE_GPU_MIN_SIDE` overrides it.
 pub const GPU_MIN_SIDE: usize = 384;
+pub const GPU_MIN_SIDE_ENV: &str = "STYLIZE_GPU_MIN_SIDE";
 pub const GPU_MAX_SIDE: usize = 4096;
 
 pub type StyleVector = [f32; VECTOR_LEN];
@@ -49,6 +52,11 @@ pub enum EngineError {
     BadModelRuntime { path: PathBuf, source: LiteRtError },
     #[error("the GPU accelerator is not available: {0}")]
     GpuUnavailable(String),
+    #[error(
+        "accelerator=gpu needs a Vulkan device and there is none: {0}; \
+         or use accelerator=auto or accelerator=cpu"
+    )]
+    NoVulkanDevice(String),
     #[error("frame of {width}x{height} is outside the supported sizes")]
     BadFrame { width: usize, height: usize },
 }
@@ -116,6 +124,37 @@ fn read_model(path: &Path) -> Result<Arc<[u8]>, EngineError> {
         })
 }
 
+/// A model file: the configured one, else the manifest's file for `role` in the model
+/// folder.
+fn model_path(config: &EngineConfig, explicit: &Option<PathBuf>, role: &str) -> PathBuf {
+    explicit.clone().unwrap_or_else(|| {
+        config
+            .model_dir
+            .clone()
+            .unwrap_or_else(paths::default_model_dir)
+            .join(models::file_for(role).unwrap_or_else(|| role.to_string()))
+    })
+}
+
+/// The transfer network an engine on `hardware` loads: the configured model, else int8
+/// on the CPU and fp16 on the GPU.
+pub fn transfer_path(config: &EngineConfig, hardware: Hardware) -> PathBuf {
+    let role = match hardware {
+        Hardware::Cpu => "transfer-int8",
+        Hardware::Gpu => "transfer-fp16",
+    };
+    model_path(config, &config.transfer_model, role)
+}
+
+/// The smallest inference side on the GPU: [`GPU_MIN_SIDE`], or `STYLIZE_GPU_MIN_SIDE`
+/// (for checking on a real GPU whether smaller sizes are safe).
+pub fn gpu_min_side() -> usize {
+    std::env::var(GPU_MIN_SIDE_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(GPU_MIN_SIDE)
+}
+
 /// The transfer and prediction networks with the buffers and resizers around them.
 pub struct Engine {
     env: Arc<Environment>,
@@ -127,8 +166,11 @@ pub struct Engine {
     transfers: HashMap<(usize, usize), Network>,
     prediction_path: PathBuf,
     prediction: Option<Network>,
-    /// Set when `Accelerator::Auto` could not use the GPU.
-    fallback: Option<String>,
+    /// Something the user should hear of: a forced GPU that is software, or a GPU that
+    /// `auto` could not use.
+    warning: Option<String>,
+    /// The smallest inference side on the GPU.
+    gpu_min_side: usize,
     frame: Option<FramePath>,
     square: Option<(usize, usize, Resizer)>,
     style_rgb: Vec<u8>,
@@ -145,77 +187,80 @@ struct FramePath {
 }
 
 impl Engine {
+    /// An engine on the configured accelerator; `Accelerator::Auto` decides for a square
+    /// frame of the inference size (the element decides per stream with
+    /// [`crate::auto::choose`]).
+    ///
+    /// Errors: the runtime or a model missing or unusable; with `Accelerator::Gpu`, no
+    /// Vulkan device ([`EngineError::NoVulkanDevice`]) or a GPU accelerator that fails.
     pub fn new(config: &EngineConfig) -> Result<Engine, EngineError> {
-        let rt = Runtime::shared(config.library.as_deref())?;
-        let gpu_block = if config.accelerator == Accelerator::Cpu {
-            None
-        } else {
-            gpu_block_reason(&rt)
-        };
-        let env = if config.accelerator == Accelerator::Cpu || gpu_block.is_some() {
-            Environment::cpu_only(rt.clone())?
-        } else {
-            Environment::with_accelerators(rt.clone(), gpu_cache(config))?
-        };
-        let model_dir = config
-            .model_dir
-            .clone()
-            .unwrap_or_else(paths::default_model_dir);
-        let model_path = |explicit: &Option<PathBuf>, role: &str| {
-            explicit.clone().unwrap_or_else(|| {
-                model_dir.join(models::file_for(role).unwrap_or_else(|| role.to_string()))
-            })
-        };
-        let prediction_path = model_path(&config.prediction_model, "prediction-int8");
-
-        let mut fallback = None;
-        if config.accelerator != Accelerator::Cpu {
-            let path = model_path(&config.transfer_model, "transfer-fp16");
-            match Self::try_gpu(&env, &rt, &path, gpu_block) {
-                Ok((bytes, net)) => {
-                    let mut engine =
-                        Self::assemble(config, env, Hardware::Gpu, path, bytes, prediction_path);
-                    let dims = net.input_dims(net.input_index(CONTENT_INPUT)?);
-                    engine
-                        .transfers
-                        .insert((dims[2] as usize, dims[1] as usize), net);
-                    return Ok(engine);
-                }
-                Err(e) if config.accelerator == Accelerator::Gpu => return Err(e),
-                Err(e) => fallback = Some(e.to_string()),
+        match config.accelerator {
+            Accelerator::Cpu => Self::on_cpu(config),
+            Accelerator::Gpu => Self::on_gpu(config),
+            Accelerator::Auto => {
+                let side = config.inference_size.max(4);
+                Ok(crate::auto::choose(config, (side, side))?.0)
             }
         }
-        let path = model_path(&config.transfer_model, "transfer-int8");
+    }
+
+    /// The int8 network (or the configured one) on XNNPACK. The GPU accelerator is never
+    /// loaded.
+    pub fn on_cpu(config: &EngineConfig) -> Result<Engine, EngineError> {
+        let rt = Runtime::shared(config.library.as_deref())?;
+        let env = Environment::cpu_only(rt)?;
+        let path = transfer_path(config, Hardware::Cpu);
         let bytes = read_model(&path)?;
         tflite::inspect_transfer(&bytes).map_err(|source| EngineError::BadModel {
             path: path.clone(),
             source,
         })?;
-        let mut engine = Self::assemble(config, env, Hardware::Cpu, path, bytes, prediction_path);
-        engine.fallback = fallback;
-        Ok(engine)
+        Ok(Self::assemble(config, env, Hardware::Cpu, path, bytes))
     }
 
-    fn try_gpu(
-        env: &Arc<Environment>,
-        rt: &Runtime,
-        path: &Path,
-        blocked: Option<String>,
-    ) -> Result<(Arc<[u8]>, Network), EngineError> {
-        let bytes = read_model(path)?;
+    /// The fp16 network (or the configured one) on the WebGPU accelerator, whatever Vulkan
+    /// device it finds, software included (with a warning, see [`Engine::warning`]).
+    pub fn on_gpu(config: &EngineConfig) -> Result<Engine, EngineError> {
+        let rt = Runtime::shared(config.library.as_deref())?;
+        let path = transfer_path(config, Hardware::Gpu);
+        let bytes = read_model(&path)?;
         tflite::inspect_transfer(&bytes).map_err(|source| EngineError::BadModel {
-            path: path.to_path_buf(),
+            path: path.clone(),
             source,
         })?;
-        if let Some(reason) = blocked {
+        if let Some(reason) = gpu_block_reason(&rt) {
             return Err(EngineError::GpuUnavailable(reason));
         }
-        let reason = match Network::new(env.clone(), bytes.clone(), Hardware::Gpu, 0, &[]) {
-            Ok(net) => return Ok((bytes, net)),
-            Err(e) => e.to_string(),
-        };
-        rt.set_gpu_failure(&reason);
-        Err(EngineError::GpuUnavailable(reason))
+        let devices = vulkan::devices().map_err(|e| EngineError::NoVulkanDevice(e.to_string()))?;
+        if devices.is_empty() {
+            return Err(EngineError::NoVulkanDevice(
+                "the Vulkan loader lists no device".into(),
+            ));
+        }
+        let warning = (!devices.iter().any(vulkan::Device::is_hardware)).then(|| {
+            let names: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
+            format!(
+                "accelerator=gpu runs on a software Vulkan device, {}: expect it to be far \
+                 slower than accelerator=cpu",
+                names.join(", ")
+            )
+        });
+        if let Some(warning) = &warning {
+            tracing::warn!("{warning}");
+        }
+        let env = Environment::with_accelerators(rt.clone(), gpu_cache(config))?;
+        let net = Network::new(env.clone(), bytes.clone(), Hardware::Gpu, 0, &[]).map_err(|e| {
+            let reason = e.to_string();
+            rt.set_gpu_failure(&reason);
+            EngineError::GpuUnavailable(reason)
+        })?;
+        let mut engine = Self::assemble(config, env, Hardware::Gpu, path, bytes);
+        engine.warning = warning;
+        let dims = net.input_dims(net.input_index(CONTENT_INPUT)?);
+        engine
+            .transfers
+            .insert((dims[2] as usize, dims[1] as usize), net);
+        Ok(engine)
     }
 
     fn assemble(
@@ -224,7 +269,6 @@ impl Engine {
         hardware: Hardware,
         transfer_path: PathBuf,
         transfer_bytes: Arc<[u8]>,
-        prediction_path: PathBuf,
     ) -> Engine {
         Engine {
             env,
@@ -234,9 +278,10 @@ impl Engine {
             transfer_path,
             transfer_bytes,
             transfers: HashMap::new(),
-            prediction_path,
+            prediction_path: model_path(config, &config.prediction_model, "prediction-int8"),
             prediction: None,
-            fallback: None,
+            warning: None,
+            gpu_min_side: gpu_min_side(),
             frame: None,
             square: None,
             style_rgb: vec![0u8; STYLE_IMAGE_SIZE * STYLE_IMAGE_SIZE * 3],
@@ -247,9 +292,14 @@ impl Engine {
         self.hardware
     }
 
-    /// Why `Accelerator::Auto` ended up on the CPU, if it did.
-    pub fn fallback_reason(&self) -> Option<&str> {
-        self.fallback.as_deref()
+    /// Something the user should hear of: `accelerator=gpu` on a software Vulkan device,
+    /// or a GPU that `auto` could not use (set by [`crate::auto`]).
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+
+    pub(crate) fn set_warning(&mut self, warning: String) {
+        self.warning = Some(warning);
     }
 
     pub fn prediction_path(&self) -> &Path {
@@ -265,7 +315,7 @@ impl Engine {
     pub fn inference_size_for(&self, width: usize, height: usize) -> (usize, usize) {
         match self.hardware {
             Hardware::Cpu => inference_size(width, height, self.long_side),
-            Hardware::Gpu => gpu_inference_size(width, height, self.long_side)
+            Hardware::Gpu => gpu_inference_size(width, height, self.long_side, self.gpu_min_side)
                 .unwrap_or_else(|| inference_size(width, height, self.long_side)),
         }
     }
@@ -296,21 +346,34 @@ impl Engine {
                     self.threads,
                     &[],
                 ),
-                Hardware::Gpu => {
-                    let patched = tflite::transfer_for_size(&self.transfer_bytes, height, width)
-                        .map_err(|source| EngineError::BadModel {
-                            path: self.transfer_path.clone(),
-                            source,
-                        })?;
-                    let dims = [1, height as i32, width as i32, 3];
-                    Network::new(
+                // Static shapes for this size, as on the CPU, so the GPU delegate plans
+                // every buffer for the size it runs at. A model the rewrite does not
+                // know gets only its decoder resized and an input resize.
+                Hardware::Gpu => match tflite::transfer_for_gpu(&self.transfer_bytes, height, width) {
+                    Ok(sized) => Network::new(
                         self.env.clone(),
-                        Arc::from(patched),
+                        Arc::from(sized),
                         self.hardware,
                         self.threads,
-                        &[(CONTENT_INPUT, &dims)],
-                    )
-                }
+                        &[],
+                    ),
+                    Err(error) => {
+                        tracing::debug!(%error, "no static shapes for the GPU; resizing the input");
+                        let patched = tflite::transfer_for_size(&self.transfer_bytes, height, width)
+                            .map_err(|source| EngineError::BadModel {
+                                path: self.transfer_path.clone(),
+                                source,
+                            })?;
+                        let dims = [1, height as i32, width as i32, 3];
+                        Network::new(
+                            self.env.clone(),
+                            Arc::from(patched),
+                            self.hardware,
+                            self.threads,
+                            &[(CONTENT_INPUT, &dims)],
+                        )
+                    }
+                },
             }
             .map_err(|source| EngineError::BadModelRuntime {
                 path: self.transfer_path.clone(),
@@ -355,7 +418,7 @@ impl Engine {
     /// Prepares resizers and the compiled network for frames of `width`x`height`.
     pub fn prepare(&mut self, width: usize, height: usize) -> Result<(usize, usize), EngineError> {
         let gpu_unsafe = self.hardware == Hardware::Gpu
-            && gpu_inference_size(width, height, self.long_side).is_none();
+            && gpu_inference_size(width, height, self.long_side, self.gpu_min_side).is_none();
         if width == 0 || height == 0 || gpu_unsafe {
             return Err(EngineError::BadFrame { width, height });
         }
@@ -491,7 +554,7 @@ fn to_u8(v: f32) -> u8 {
 /// Why the GPU accelerator must not even be loaded here, if it must not: an earlier
 /// failure in this process, the accelerator file missing, or a CPU without the features
 /// it was compiled for.
-fn gpu_block_reason(rt: &Runtime) -> Option<String> {
+pub(crate) fn gpu_block_reason(rt: &Runtime) -> Option<String> {
     if let Some(reason) = rt.gpu_failure() {
         return Some(reason);
     }
@@ -517,22 +580,27 @@ fn gpu_block_reason(rt: &Runtime) -> Option<String> {
 }
 
 /// The inference size on the GPU: as on the CPU, but with both sides at least
-/// [`GPU_MIN_SIDE`] (the WebGPU accelerator crashes below), scaling the long side up with
-/// the short one so the aspect ratio stays. None when that would need a long side over
-/// [`GPU_MAX_SIDE`] (aspect ratios beyond about 10:1).
-pub fn gpu_inference_size(width: usize, height: usize, long_side: usize) -> Option<(usize, usize)> {
+/// `min_side` ([`GPU_MIN_SIDE`]: the WebGPU accelerator crashed below it), scaling the
+/// long side up with the short one so the aspect ratio stays. None when that would need
+/// a long side over [`GPU_MAX_SIDE`] (aspect ratios beyond about 10:1).
+pub fn gpu_inference_size(
+    width: usize,
+    height: usize,
+    long_side: usize,
+    min_side: usize,
+) -> Option<(usize, usize)> {
     let (w, h) = inference_size(width, height, long_side);
-    if w.min(h) >= GPU_MIN_SIDE {
+    if w.min(h) >= min_side {
         return Some((w, h));
     }
     let short = width.min(height).max(1) as f64;
-    let long = (GPU_MIN_SIDE as f64 * width.max(height) as f64 / short).ceil() as usize;
+    let long = (min_side as f64 * width.max(height) as f64 / short).ceil() as usize;
     let long = long.div_ceil(4) * 4;
     if long > GPU_MAX_SIDE {
         return None;
     }
-    let (w, h) = inference_size(width, height, long.max(GPU_MIN_SIDE));
-    (w.min(h) >= GPU_MIN_SIDE).then_some((w, h))
+    let (w, h) = inference_size(width, height, long.max(min_side));
+    (w.min(h) >= min_side).then_some((w, h))
 }
 
 /// `blend * frame + (1 - blend) * style`, element-wise.
@@ -572,19 +640,34 @@ mod tests {
 
     #[test]
     fn gpu_sizes_never_go_below_384() {
-        assert_eq!(gpu_inference_size(384, 384, 384), Some((384, 384)));
-        assert_eq!(gpu_inference_size(640, 480, 384), Some((512, 384)));
-        assert_eq!(gpu_inference_size(1280, 720, 384), Some((684, 384)));
-        assert_eq!(gpu_inference_size(720, 1280, 384), Some((384, 684)));
-        assert_eq!(gpu_inference_size(1920, 1080, 1920), Some((1920, 1080)));
+        assert_eq!(
+            gpu_inference_size(384, 384, 384, GPU_MIN_SIDE),
+            Some((384, 384))
+        );
+        assert_eq!(
+            gpu_inference_size(640, 480, 384, GPU_MIN_SIDE),
+            Some((512, 384))
+        );
+        assert_eq!(
+            gpu_inference_size(1280, 720, 384, GPU_MIN_SIDE),
+            Some((684, 384))
+        );
+        assert_eq!(
+            gpu_inference_size(720, 1280, 384, GPU_MIN_SIDE),
+            Some((384, 684))
+        );
+        assert_eq!(
+            gpu_inference_size(1920, 1080, 1920, GPU_MIN_SIDE),
+            Some((1920, 1080))
+        );
         for (w, h) in [(16, 16), (33, 17), (641, 479), (3840, 2160), (4096, 400)] {
-            let (iw, ih) = gpu_inference_size(w, h, 384).unwrap();
+            let (iw, ih) = gpu_inference_size(w, h, 384, GPU_MIN_SIDE).unwrap();
             assert!(
                 iw >= GPU_MIN_SIDE && ih >= GPU_MIN_SIDE,
                 "{w}x{h} -> {iw}x{ih}"
             );
             assert!(iw % 4 == 0 && ih % 4 == 0);
         }
-        assert_eq!(gpu_inference_size(4096, 16, 384), None);
+        assert_eq!(gpu_inference_size(4096, 16, 384, GPU_MIN_SIDE), None);
     }
 }

@@ -3,12 +3,15 @@
 //! - [`litert`]: our FFI over `libLiteRt.so`, loaded at run time;
 //! - [`tflite`]: the flatbuffer patch that gives the transfer network other sizes;
 //! - [`engine`]: the transfer and prediction networks around a frame;
+//! - [`auto`]: what `accelerator=auto` picks, by measurement;
+//! - [`vulkan`]: the machine's Vulkan devices, so `auto` never picks a software one;
 //! - [`resample`]: Pillow-compatible bilinear resizing;
 //! - [`store`]: the style store;
 //! - [`models`]: the model manifest and fetch step;
 //! - [`element`]: the `stylize` GStreamer element (made a plugin in `plugins/`);
 //! - [`daemon`]: the pieces of the `stylized` daemon.
 
+pub mod auto;
 pub mod daemon;
 pub mod element;
 pub mod engine;
@@ -18,5 +21,6 @@ pub mod paths;
 pub mod resample;
 pub mod store;
 pub mod tflite;
+pub mod vulkan;
 
 pub use engine::{Accelerator, Engine, EngineConfig, EngineError, StyleVector};

@@ -10,9 +10,11 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
 use super::pool::{Job, Pool, PoolHandle, Sink};
+use crate::auto::{self, AutoChoice};
 use crate::engine::{default_threads, Accelerator, Engine, EngineConfig};
 use crate::litert::Hardware;
 use crate::store::{Store, VECTOR_LEN};
+use crate::vulkan;
 use crate::{paths, StyleVector};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -48,7 +50,10 @@ const DEFAULT_BLEND_INTERVAL: u32 = 30;
 #[enum_type(name = "GstStylizeAccelerator")]
 pub enum AcceleratorChoice {
     #[default]
-    #[enum_value(name = "Auto: the GPU when it works, else the CPU", nick = "auto")]
+    #[enum_value(
+        name = "Auto: the faster of a hardware GPU and the CPU, measured; never a software GPU",
+        nick = "auto"
+    )]
     Auto = 0,
     #[enum_value(name = "CPU (XNNPACK), int8 model", nick = "cpu")]
     Cpu = 1,
@@ -108,7 +113,10 @@ struct State {
     style_id: String,
     style_vector: StyleVector,
     info: Option<Arc<gst_video::VideoInfo>>,
-    pool: Pool,
+    /// None until the first caps when `auto` races a GPU against the CPU.
+    pool: Option<Pool>,
+    /// What `auto` races at the first caps, when there is a hardware GPU.
+    race: Option<(EngineConfig, vulkan::Device)>,
 }
 
 #[derive(Default)]
@@ -117,6 +125,7 @@ struct Stats {
     /// The longest time a frame spent in the element: the latency we add.
     max_frame_time: gst::ClockTime,
     active_accelerator: Option<&'static str>,
+    accelerator_reason: String,
 }
 
 #[derive(Default)]
@@ -209,7 +218,7 @@ impl ObjectImpl for Stylize {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("accelerator", AcceleratorChoice::Auto)
                     .nick("Accelerator")
-                    .blurb("Where the network runs. auto tries the GPU and falls back to the CPU with a warning; gpu fails when there is none")
+                    .blurb("Where the network runs. auto: the CPU when there is no hardware Vulkan GPU (a software one such as lavapipe never counts); else one frame is timed on each at the first caps and the faster wins, a decision kept in cache-dir for later starts. gpu: the GPU even when it is software (with a warning); fails when there is no Vulkan device")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
@@ -254,7 +263,12 @@ impl ObjectImpl for Stylize {
                     .build(),
                 glib::ParamSpecString::builder("active-accelerator")
                     .nick("Active accelerator")
-                    .blurb("Where the network runs now: cpu or gpu (empty before the element starts)")
+                    .blurb("Where the network runs now: cpu or gpu (empty before the element starts, and with auto racing a GPU, until the first caps)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecString::builder("accelerator-reason")
+                    .nick("Accelerator reason")
+                    .blurb("Why active-accelerator is what it is: the setting, why auto found no GPU to race, or the frame times that decided (measured now or kept in cache-dir)")
                     .read_only()
                     .build(),
                 glib::ParamSpecDouble::builder("inference-ms")
@@ -334,6 +348,10 @@ impl ObjectImpl for Stylize {
                 let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
                 stats.active_accelerator.unwrap_or("").to_value()
             }
+            "accelerator-reason" => {
+                let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+                stats.accelerator_reason.to_value()
+            }
             "inference-ms" => {
                 let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
                 stats.last_inference_ms.to_value()
@@ -412,7 +430,7 @@ impl BaseTransformImpl for Stylize {
         let mut style_vector = [0f32; VECTOR_LEN];
         style_vector.copy_from_slice(&style.vector);
 
-        let mut config = EngineConfig {
+        let config = EngineConfig {
             accelerator: settings.accelerator.into(),
             threads: settings.threads as usize,
             inference_size: settings.inference_size as usize,
@@ -421,70 +439,47 @@ impl BaseTransformImpl for Stylize {
             gpu_cache_dir: settings.cache_dir.clone(),
             ..Default::default()
         };
-        let first = Engine::new(&config)
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["{}", e]))?;
-        if let Some(reason) = first.fallback_reason() {
-            gst::element_imp_warning!(
-                self,
-                gst::LibraryError::Init,
-                [
-                    "GPU accelerator unavailable, running on the CPU: {}",
-                    reason
-                ]
-            );
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats::default();
+        let mut race = None;
+        let mut pool = None;
+        match settings.accelerator {
+            AcceleratorChoice::Auto => match auto::gpu_to_race(&config).map_err(init_error)? {
+                Ok(device) => {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "{device} to race against the CPU at the first caps"
+                    );
+                    race = Some((config, device));
+                }
+                Err(why) => {
+                    let choice = AutoChoice {
+                        hardware: Hardware::Cpu,
+                        reason: format!("cpu: no GPU to race ({why})"),
+                    };
+                    let engine = Engine::on_cpu(&config).map_err(init_error)?;
+                    pool = Some(self.start_workers(engine, &config, &settings, &choice)?);
+                }
+            },
+            AcceleratorChoice::Cpu | AcceleratorChoice::Gpu => {
+                let engine = Engine::new(&config).map_err(init_error)?;
+                let choice = AutoChoice {
+                    hardware: engine.hardware(),
+                    reason: format!(
+                        "{}: set by the accelerator property",
+                        engine.hardware().name()
+                    ),
+                };
+                pool = Some(self.start_workers(engine, &config, &settings, &choice)?);
+            }
         }
-        let hardware = first.hardware();
-        let workers = match (settings.parallel_frames, hardware) {
-            (0, Hardware::Gpu) => 1,
-            (0, Hardware::Cpu) => default_threads().clamp(1, 4),
-            (n, _) => n as usize,
-        };
-        // The workers share the cores: each engine gets its part of the threads.
-        config.accelerator = match hardware {
-            Hardware::Cpu => Accelerator::Cpu,
-            Hardware::Gpu => Accelerator::Gpu,
-        };
-        if settings.threads > 0 {
-            config.threads = (settings.threads as usize / workers).max(1);
-        }
-        // The first engine can serve as a worker when its thread count is already right.
-        let mut engines = Vec::with_capacity(workers);
-        if workers == 1 || settings.threads == 0 {
-            engines.push(first);
-        }
-        while engines.len() < workers {
-            engines.push(
-                Engine::new(&config)
-                    .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["{}", e]))?,
-            );
-        }
-        gst::info!(
-            CAT,
-            imp = self,
-            "running on {} with {}, {} frames at once, {} threads each",
-            hardware.name(),
-            engines[0].transfer_path().display(),
-            workers,
-            config.threads
-        );
-        {
-            let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-            *stats = Stats {
-                active_accelerator: Some(hardware.name()),
-                ..Default::default()
-            };
-        }
-        let sink = Arc::new(ElementSink {
-            element: self.obj().downgrade(),
-        });
-        let pool = Pool::start(engines, sink);
-        *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool.handle());
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
             store,
             style_id,
             style_vector,
             info: None,
             pool,
+            race,
         });
         Ok(())
     }
@@ -571,7 +566,8 @@ impl BaseTransformImpl for Stylize {
         }
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let vector = state.style_vector;
-        state.pool.submit(|seq| Job {
+        let pool = state.pool.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+        pool.submit(|seq| Job {
             seq,
             buffer,
             info,
@@ -626,11 +622,108 @@ impl VideoFilterImpl for Stylize {
             in_info.format()
         );
         state.info = Some(Arc::new(in_info.clone()));
+        if let Some((config, device)) = state.race.take() {
+            let frame = (in_info.width() as usize, in_info.height() as usize);
+            let settings = self
+                .settings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let started = self
+                .race(&config, &device, frame)
+                .and_then(|(engine, choice)| {
+                    self.start_workers(engine, &config, &settings, &choice)
+                });
+            match started {
+                Ok(pool) => state.pool = Some(pool),
+                Err(message) => {
+                    self.post_error_message(message);
+                    return Err(gst::loggable_error!(CAT, "no engine for the stream"));
+                }
+            }
+        }
         Ok(())
     }
 }
 
+fn init_error(error: crate::EngineError) -> gst::ErrorMessage {
+    gst::error_msg!(gst::LibraryError::Init, ("{}", error))
+}
+
 impl Stylize {
+    /// `auto` at the first caps: the faster of `device` and the CPU for this frame size.
+    fn race(
+        &self,
+        config: &EngineConfig,
+        device: &vulkan::Device,
+        frame: (usize, usize),
+    ) -> Result<(Engine, AutoChoice), gst::ErrorMessage> {
+        auto::choose_between(config, device, frame).map_err(init_error)
+    }
+
+    /// Starts the workers: `first` and as many more engines on the same hardware as
+    /// `parallel-frames` asks, and records what runs where.
+    fn start_workers(
+        &self,
+        first: Engine,
+        config: &EngineConfig,
+        settings: &Settings,
+        choice: &AutoChoice,
+    ) -> Result<Pool, gst::ErrorMessage> {
+        if let Some(warning) = first.warning() {
+            gst::element_imp_warning!(self, gst::LibraryError::Init, ("{}", warning));
+        }
+        gst::info!(CAT, imp = self, "accelerator {}", choice.reason);
+        let hardware = first.hardware();
+        let workers = match (settings.parallel_frames, hardware) {
+            (0, Hardware::Gpu) => 1,
+            (0, Hardware::Cpu) => default_threads().clamp(1, 4),
+            (n, _) => n as usize,
+        };
+        // The workers share the cores: each engine gets its part of the threads.
+        let mut config = EngineConfig {
+            accelerator: match hardware {
+                Hardware::Cpu => Accelerator::Cpu,
+                Hardware::Gpu => Accelerator::Gpu,
+            },
+            ..config.clone()
+        };
+        if settings.threads > 0 {
+            config.threads = (settings.threads as usize / workers).max(1);
+        }
+        // The first engine can serve as a worker when its thread count is already right.
+        let mut engines = Vec::with_capacity(workers);
+        if workers == 1 || settings.threads == 0 {
+            engines.push(first);
+        }
+        while engines.len() < workers {
+            engines.push(Engine::new(&config).map_err(init_error)?);
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "running on {} with {}, {} frames at once, {} threads each",
+            hardware.name(),
+            engines[0].transfer_path().display(),
+            workers,
+            config.threads
+        );
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            stats.active_accelerator = Some(hardware.name());
+            stats.accelerator_reason = choice.reason.clone();
+        }
+        // `gst-launch-1.0 -v` prints these.
+        self.obj().notify("active-accelerator");
+        self.obj().notify("accelerator-reason");
+        let sink = Arc::new(ElementSink {
+            element: self.obj().downgrade(),
+        });
+        let pool = Pool::start(engines, sink);
+        *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool.handle());
+        Ok(pool)
+    }
+
     fn pool_handle(&self) -> Option<PoolHandle> {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -356,6 +356,17 @@ fn resized(bytes: &[u8], graph: &TransferGraph, height: usize, width: usize) -> 
     Ok(out)
 }
 
+/// The transfer network for the GPU at `height`x`width`: the decoder resized as in
+/// [`transfer_for_size`] and every activation's static shape set to that size, so the
+/// GPU delegate plans its buffers for the size it runs at (no input resize). The graph
+/// is otherwise the stock one: the GPU takes `MIRROR_PAD` as it is.
+pub fn transfer_for_gpu(bytes: &[u8], height: usize, width: usize) -> Result<Vec<u8>> {
+    let graph = inspect_transfer(bytes)?;
+    let mut sized = resized(bytes, &graph, height, width)?;
+    shapes::set_static_shapes(&mut sized, graph.input, (height as i32, width as i32))?;
+    Ok(sized)
+}
+
 /// The transfer network for the CPU at `height`x`width`: the decoder resized as in
 /// [`transfer_for_size`], every activation's static shape set to that size, and each
 /// reflect pad made of slices and concatenations. The output is bit-identical; the

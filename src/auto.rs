@@ -1,0 +1,298 @@
+//! `accelerator=auto`: the faster of the GPU and the CPU on this machine, measured, and
+//! never a software GPU.
+//!
+//! "A GPU if there is one" is wrong twice over: Mesa's software Vulkan driver (lavapipe)
+//! is a "GPU" to the WebGPU accelerator and runs some 90 times slower than XNNPACK, and a
+//! board's integrated GPU can lose to XNNPACK on 4–8 cores. So:
+//! 1. Without a hardware Vulkan device (see [`crate::vulkan`]), or when the GPU
+//!    accelerator cannot run here, the CPU is chosen at once and the GPU accelerator is
+//!    never loaded.
+//! 2. With one, each side stylizes one warm-up frame and one timed frame at the stream's
+//!    size, and the faster wins. Both times are logged.
+//! 3. The outcome is kept in `<cache-dir>/accelerator-choice.json`, keyed by the device
+//!    and its driver, both model files, the inference size and the thread count, so later
+//!    starts skip the race.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::engine::{transfer_path, Accelerator, Engine, EngineConfig, EngineError};
+use crate::litert::{Hardware, Runtime};
+use crate::resample::inference_size;
+use crate::store::VECTOR_LEN;
+use crate::vulkan::{self, Device};
+
+/// The file in the cache folder that keeps the decisions.
+pub const CHOICE_FILE: &str = "accelerator-choice.json";
+/// Set to 1 to let `auto` race a software Vulkan device too. For tests only: it shows
+/// the race and its cache on a machine whose only Vulkan device is lavapipe.
+pub const RACE_SOFTWARE_ENV: &str = "STYLIZE_AUTO_RACE_SOFTWARE_GPU";
+
+/// What `auto` chose and why, in words for a log line or a property.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoChoice {
+    pub hardware: Hardware,
+    pub reason: String,
+}
+
+/// One decision as kept in [`CHOICE_FILE`]; times in milliseconds a frame.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Measured {
+    gpu: bool,
+    cpu_ms: f64,
+    gpu_ms: f64,
+}
+
+/// The hardware Vulkan device `auto` would race against the CPU, or why there is none:
+/// the GPU accelerator missing or unable to run on this CPU, no Vulkan, or only software
+/// devices. Errors: the LiteRT runtime cannot be loaded.
+pub fn gpu_to_race(config: &EngineConfig) -> Result<Result<Device, String>, EngineError> {
+    let rt = Runtime::shared(config.library.as_deref())?;
+    if let Some(reason) = crate::engine::gpu_block_reason(&rt) {
+        return Ok(Err(reason));
+    }
+    let race_software = std::env::var(RACE_SOFTWARE_ENV).is_ok_and(|v| v == "1");
+    if race_software {
+        if let Some(device) = vulkan::devices().ok().and_then(|d| d.into_iter().next()) {
+            return Ok(Ok(device));
+        }
+    }
+    Ok(vulkan::hardware_device())
+}
+
+/// An engine on the faster accelerator for frames of `frame` (width, height).
+pub fn choose(
+    config: &EngineConfig,
+    frame: (usize, usize),
+) -> Result<(Engine, AutoChoice), EngineError> {
+    match gpu_to_race(config)? {
+        Ok(device) => choose_between(config, &device, frame),
+        Err(why) => Ok((
+            Engine::on_cpu(&on(config, Accelerator::Cpu))?,
+            AutoChoice {
+                hardware: Hardware::Cpu,
+                reason: format!("cpu: no GPU to race ({why})"),
+            },
+        )),
+    }
+}
+
+/// An engine on the faster of `device` and the CPU for frames of `frame`: from the cached
+/// decision when there is one, else by racing them (and caching the outcome). A GPU that
+/// fails costs a warning on the engine ([`Engine::warning`]), not the stream.
+pub fn choose_between(
+    config: &EngineConfig,
+    device: &Device,
+    frame: (usize, usize),
+) -> Result<(Engine, AutoChoice), EngineError> {
+    let cpu_config = on(config, Accelerator::Cpu);
+    let gpu_config = on(config, Accelerator::Gpu);
+    let key = decision_key(config, device, frame);
+    let file = config.gpu_cache_dir.as_ref().map(|d| d.join(CHOICE_FILE));
+    if let Some(m) = file.as_deref().and_then(|f| read_choices(f).remove(&key)) {
+        let reason = format!(
+            "{} by the measurement kept in {}: {:.1} ms a frame on the CPU, {:.1} ms on \
+             the GPU, {device}",
+            if m.gpu { "gpu" } else { "cpu" },
+            file.as_deref().map(Path::display).expect("read from it"),
+            m.cpu_ms,
+            m.gpu_ms
+        );
+        let engine = if m.gpu {
+            match Engine::on_gpu(&gpu_config) {
+                Ok(engine) => engine,
+                Err(error) => return gpu_failed(&cpu_config, device, &error),
+            }
+        } else {
+            Engine::on_cpu(&cpu_config)?
+        };
+        tracing::info!("accelerator {reason}");
+        let hardware = engine.hardware();
+        return Ok((engine, AutoChoice { hardware, reason }));
+    }
+
+    let mut cpu = Engine::on_cpu(&cpu_config)?;
+    let cpu_time = frame_time(&mut cpu, frame)?;
+    let raced = Engine::on_gpu(&gpu_config).and_then(|mut gpu| {
+        let time = frame_time(&mut gpu, frame)?;
+        Ok((gpu, time))
+    });
+    let (gpu, gpu_time) = match raced {
+        Ok(raced) => raced,
+        Err(error) => return gpu_failed(&cpu_config, device, &error),
+    };
+    let m = Measured {
+        gpu: gpu_time < cpu_time,
+        cpu_ms: cpu_time.as_secs_f64() * 1e3,
+        gpu_ms: gpu_time.as_secs_f64() * 1e3,
+    };
+    let (w, h) = frame;
+    let reason = format!(
+        "{} by measurement at {w}x{h}: {:.1} ms a frame on the CPU, {:.1} ms on the GPU, \
+         {device}",
+        if m.gpu { "gpu" } else { "cpu" },
+        m.cpu_ms,
+        m.gpu_ms
+    );
+    tracing::info!("accelerator {reason}");
+    if let Some(file) = &file {
+        if let Err(error) = write_choice(file, &key, m) {
+            tracing::warn!(file = %file.display(), %error, "the accelerator decision is not kept");
+        }
+    }
+    let engine = if m.gpu { gpu } else { cpu };
+    let hardware = engine.hardware();
+    Ok((engine, AutoChoice { hardware, reason }))
+}
+
+fn on(config: &EngineConfig, accelerator: Accelerator) -> EngineConfig {
+    EngineConfig {
+        accelerator,
+        ..config.clone()
+    }
+}
+
+fn gpu_failed(
+    cpu_config: &EngineConfig,
+    device: &Device,
+    error: &EngineError,
+) -> Result<(Engine, AutoChoice), EngineError> {
+    let warning = format!("the GPU ({device}) failed, running on the CPU: {error}");
+    tracing::warn!("{warning}");
+    let mut engine = Engine::on_cpu(cpu_config)?;
+    engine.set_warning(warning);
+    Ok((
+        engine,
+        AutoChoice {
+            hardware: Hardware::Cpu,
+            reason: format!("cpu: the GPU ({device}) failed: {error}"),
+        },
+    ))
+}
+
+/// The time of one frame of `frame` size after a warm-up frame (which compiles the
+/// network for the size and fills the caches).
+fn frame_time(engine: &mut Engine, frame: (usize, usize)) -> Result<Duration, EngineError> {
+    let (w, h) = frame;
+    engine.prepare(w, h)?;
+    let mut rgb: Vec<u8> = (0..w * h * 3).map(|i| (i % 251) as u8).collect();
+    // A real style vector's range; the values do not change the work done.
+    let vector: [f32; VECTOR_LEN] = std::array::from_fn(|i| ((i % 7) as f32 - 3.0) / 3.0);
+    engine.stylize(&mut rgb, w * 3, w, h, &vector)?;
+    let start = Instant::now();
+    engine.stylize(&mut rgb, w * 3, w, h, &vector)?;
+    Ok(start.elapsed())
+}
+
+/// What a decision depends on: the device and driver, both networks (path, size and
+/// modification time), the CPU's inference size and the thread count.
+fn decision_key(config: &EngineConfig, device: &Device, frame: (usize, usize)) -> String {
+    let model = |hardware| {
+        let path = transfer_path(config, hardware);
+        let (len, modified) = std::fs::metadata(&path)
+            .map(|m| {
+                let modified = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                (m.len(), modified)
+            })
+            .unwrap_or_default();
+        format!("{} {len} {modified}", path.display())
+    };
+    let (w, h) = inference_size(frame.0, frame.1, config.inference_size.max(4) / 4 * 4);
+    format!(
+        "{} | gpu {} | cpu {} | {w}x{h} | {} threads",
+        device.identity(),
+        model(Hardware::Gpu),
+        model(Hardware::Cpu),
+        config.threads
+    )
+}
+
+/// The kept decisions; an unreadable or malformed file is as good as none.
+fn read_choices(file: &Path) -> BTreeMap<String, Measured> {
+    std::fs::read(file)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Adds one decision, replacing the file whole (a temporary file renamed over it).
+fn write_choice(file: &Path, key: &str, m: Measured) -> std::io::Result<()> {
+    let dir = file
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    std::fs::create_dir_all(&dir)?;
+    let mut choices = read_choices(file);
+    choices.insert(key.to_string(), m);
+    let text = serde_json::to_vec_pretty(&choices).map_err(std::io::Error::other)?;
+    let tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    std::fs::write(tmp.path(), text)?;
+    tmp.persist(file).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_are_kept_per_key_and_a_bad_file_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub").join(CHOICE_FILE);
+        assert!(read_choices(&file).is_empty());
+        let a = Measured {
+            gpu: true,
+            cpu_ms: 60.0,
+            gpu_ms: 3.5,
+        };
+        let b = Measured {
+            gpu: false,
+            cpu_ms: 60.0,
+            gpu_ms: 1800.0,
+        };
+        write_choice(&file, "a", a).unwrap();
+        write_choice(&file, "b", b).unwrap();
+        let kept = read_choices(&file);
+        assert_eq!((kept.get("a"), kept.get("b")), (Some(&a), Some(&b)));
+        std::fs::write(&file, b"{ not json").unwrap();
+        assert!(read_choices(&file).is_empty());
+        write_choice(&file, "a", a).unwrap();
+        assert_eq!(read_choices(&file).len(), 1);
+    }
+
+    #[test]
+    fn the_key_follows_device_driver_size_and_threads() {
+        let device = Device {
+            name: "Mali-G610".into(),
+            kind: vulkan::DeviceKind::Integrated,
+            vendor_id: 0x13b5,
+            device_id: 0xa8670000,
+            driver_version: 1,
+        };
+        let config = EngineConfig {
+            threads: 4,
+            ..Default::default()
+        };
+        let key = decision_key(&config, &device, (640, 480));
+        assert!(
+            key.contains("384x288") && key.contains("4 threads"),
+            "{key}"
+        );
+        assert_eq!(key, decision_key(&config, &device, (1280, 960)));
+        assert_ne!(key, decision_key(&config, &device, (1280, 720)));
+        let newer = Device {
+            driver_version: 2,
+            ..device.clone()
+        };
+        assert_ne!(key, decision_key(&config, &newer, (640, 480)));
+        let fewer = EngineConfig {
+            threads: 2,
+            ..config.clone()
+        };
+        assert_ne!(key, decision_key(&fewer, &device, (640, 480)));
+    }
+}
