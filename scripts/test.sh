@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test suite with the real runtime, models and pipelines. Does the set-up first
-# (it skips what is already done), so it works on a fresh clone. Three parts:
+# (it skips what is already done), so it works on a fresh clone, and installs lavapipe
+# for the GPU tests (scripts/setup-test-gpu.sh). Three parts:
 #   1. the tests on this machine (cargo test);
 #   2. the amd64 Debian package, installed and smoke-tested (scripts/test-package.sh;
 #      needs root, skipped otherwise);
@@ -10,6 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The GPU tests (tests/gpu.rs) run on Mesa's software Vulkan driver.
+scripts/setup-test-gpu.sh
 export GST_PLUGIN_PATH="$PWD/target/release"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -287,3 +287,88 @@ pub fn rgb_caps(width: usize, height: usize, fps: i32) -> gst::Caps {
         .framerate(gst::Fraction::new(fps, 1))
         .build()
 }
+
+/// The element's output for one PNG frame as RGB.
+pub fn element_output(content_png: &Path, properties: &str) -> Outcome {
+    run_pipeline(&format!(
+        "filesrc location={} ! pngdec ! videoconvert ! video/x-raw,format=RGB ! stylize {properties} ! appsink name=sink",
+        content_png.display()
+    ))
+}
+
+/// PSNR of the element's output (with `properties`) against `reference.py stylize` with
+/// the transfer model of `role`, for a content photo Pillow-resized to `size` (written as
+/// PNG so both sides read the same pixels) and a style of the default store. Also gives
+/// the element's warnings.
+pub fn compare_with_reference_warnings(
+    content: &str,
+    size: Option<(usize, usize)>,
+    style: &str,
+    long_side: usize,
+    role: &str,
+    properties: &str,
+) -> (f64, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut img = Rgb::load(&shared().join("content").join(content));
+    if let Some((w, h)) = size {
+        let mut out = vec![0u8; w * h * 3];
+        stylize::resample::Resizer::new((img.width, img.height), (w, h)).resize(
+            &img.data,
+            img.width * 3,
+            &mut out,
+            w * 3,
+        );
+        img = Rgb {
+            width: w,
+            height: h,
+            data: out,
+        };
+    }
+    let content_png = dir.path().join("content.png");
+    img.save_png(&content_png);
+    let vector = default_store().get(style).unwrap().vector.clone();
+    let vector_json = dir.path().join("vector.json");
+    std::fs::write(&vector_json, serde_json::to_string(&vector).unwrap()).unwrap();
+    let reference_png = dir.path().join("reference.png");
+    let transfer = model(role);
+    let long = long_side.to_string();
+    reference(&[
+        "stylize",
+        "--transfer",
+        transfer.to_str().unwrap(),
+        "--content",
+        content_png.to_str().unwrap(),
+        "--vector",
+        vector_json.to_str().unwrap(),
+        "--long-side",
+        &long,
+        "--out",
+        reference_png.to_str().unwrap(),
+    ]);
+    let expected = Rgb::load(&reference_png);
+    let out = element_output(
+        &content_png,
+        &format!(
+            "style={style} inference-size={long_side} model={} {properties}",
+            transfer.display()
+        ),
+    );
+    assert!(out.errors.is_empty(), "{properties}: {:?}", out.errors);
+    assert_eq!(out.samples.len(), 1, "{properties}");
+    (
+        psnr(&expected, &Rgb::from_sample(&out.samples[0])),
+        out.warnings,
+    )
+}
+
+/// [`compare_with_reference_warnings`] without the warnings.
+pub fn compare_with_reference(
+    content: &str,
+    size: Option<(usize, usize)>,
+    style: &str,
+    long_side: usize,
+    role: &str,
+    properties: &str,
+) -> f64 {
+    compare_with_reference_warnings(content, size, style, long_side, role, properties).0
+}
