@@ -8,7 +8,9 @@
 # It writes under $OUT (device-out/ without it): machine.txt, bench.txt and results.json
 # (the benchmark's GPU rows: raw engine 384² to 1080p, the element at 640x480, 720p and
 # 1080p, downscaled and native, and the start-up with a cold and a warm program cache),
-# and launch.txt (the gst-launch line on the GPU, twice, sharing one cache folder).
+# launch.txt (the gst-launch line on the GPU, twice, sharing one cache folder), small.txt
+# (the GPU below 384 with the static-shape graph) and auto.txt (auto's race and its kept
+# decision).
 set -uo pipefail
 export LC_ALL=C
 out=${OUT:-$PWD/device-out}
@@ -54,4 +56,24 @@ for run in cold-cache warm-cache; do
   echo "$run: exit $?, $(ms_since "$start") ms including start-up" | tee -a "$out/launch.txt"
 done
 ls -l "$STYLIZE_CACHE_DIR" 2>&1 | tee -a "$out/launch.txt"
+
+# Below 384 on a real GPU: the static-shape graph at the CPU's geometry (384x288,
+# 384x216, 288x384), each in its own process since the old crash aborted the process.
+echo "== GPU below 384 (STYLIZE_GPU_MIN_SIDE=0), static-shape graph" | tee "$out/small.txt"
+for size in 640x480 1280x720 480x640; do
+  w=${size%x*} h=${size#*x}
+  STYLIZE_GPU_MIN_SIDE=0 launch -v videotestsrc num-buffers=30 \
+    ! "video/x-raw,width=$w,height=$h" ! stylize name=st accelerator=gpu \
+    ! fakesink sync=false > "$out/small-$size.log" 2>&1
+  echo "$size: exit $?" | tee -a "$out/small.txt"
+done
+
+# auto on a real GPU: the race at the first caps, then the kept decision.
+echo "== auto: race, then the kept decision" | tee "$out/auto.txt"
+for run in race kept; do
+  launch -v videotestsrc num-buffers=30 ! video/x-raw,width=640,height=480 \
+    ! stylize name=st ! fakesink sync=false > "$out/auto-$run.log" 2>&1
+  echo "$run: exit $?; $(grep -ao 'accelerator-reason = .*' "$out/auto-$run.log" | head -1)" \
+    | tee -a "$out/auto.txt"
+done
 rm -rf "$kit"
