@@ -320,6 +320,7 @@ impl Drop for Pool {
 }
 
 fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Job>>>, shared: Arc<Shared>) {
+    prime_channel_wait();
     let mut worker = Worker {
         engine,
         conversion: None,
@@ -346,6 +347,14 @@ fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Job>>>, shared: Arc<Shared
         slots.results[(seq % n as u64) as usize] = Some(outcome);
         shared.changed.notify_all();
     }
+}
+
+/// std's channels allocate a thread's wait context the first time the thread blocks on
+/// one. A worker that first waits for a job only once the stream is under way would
+/// allocate then; a short timed wait on a channel of its own makes it happen now.
+fn prime_channel_wait() {
+    let (_keep_open, rx) = sync_channel::<()>(1);
+    let _ = rx.recv_timeout(Duration::from_millis(1));
 }
 
 fn output_loop(shared: Arc<Shared>, sink: Arc<dyn Sink>, size: usize) {
