@@ -334,10 +334,13 @@ fn main() {
         }
         return;
     }
+    // GPU rows only on a hardware GPU: on a software Vulkan device (lavapipe) they would
+    // take minutes and measure nothing of use.
     let gpu = Runtime::shared(None)
         .map(|rt| rt.gpu_accelerator_present())
         .unwrap_or(false)
         && stylize::litert::gpu_accelerator_cpu_gap().is_empty()
+        && stylize::vulkan::hardware_device().is_ok()
         && !a.quick;
     let runs = if a.quick { 2 } else { 7 };
 

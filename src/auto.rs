@@ -36,12 +36,15 @@ pub struct AutoChoice {
     pub reason: String,
 }
 
-/// One decision as kept in [`CHOICE_FILE`]; times in milliseconds a frame.
+/// One decision as kept in [`CHOICE_FILE`]; times in milliseconds a frame. `gpu_ms` is
+/// None when the GPU did not finish its frame: it failed, or the process died during the
+/// race (the entry is written before the GPU is tried), so later starts take the CPU
+/// instead of crashing again.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Measured {
     gpu: bool,
     cpu_ms: f64,
-    gpu_ms: f64,
+    gpu_ms: Option<f64>,
 }
 
 /// The hardware Vulkan device `auto` would race against the CPU, or why there is none:
@@ -66,10 +69,11 @@ pub fn choose(
     config: &EngineConfig,
     frame: (usize, usize),
 ) -> Result<(Engine, AutoChoice), EngineError> {
+    let cpu = Engine::on_cpu(&on(config, Accelerator::Cpu))?;
     match gpu_to_race(config)? {
-        Ok(device) => choose_between(config, &device, frame),
+        Ok(device) => choose_between(config, &device, frame, cpu),
         Err(why) => Ok((
-            Engine::on_cpu(&on(config, Accelerator::Cpu))?,
+            cpu,
             AutoChoice {
                 hardware: Hardware::Cpu,
                 reason: format!("cpu: no GPU to race ({why})"),
@@ -78,69 +82,98 @@ pub fn choose(
     }
 }
 
-/// An engine on the faster of `device` and the CPU for frames of `frame`: from the cached
-/// decision when there is one, else by racing them (and caching the outcome). A GPU that
-/// fails costs a warning on the engine ([`Engine::warning`]), not the stream.
+/// The faster of `device` and `cpu` (an engine from [`Engine::on_cpu`] with `config`)
+/// for frames of `frame`: from the decision kept in the cache folder when there is one,
+/// else by racing them (and keeping the outcome). A GPU that fails costs a warning on the
+/// engine ([`Engine::warning`]), not the stream.
 pub fn choose_between(
     config: &EngineConfig,
     device: &Device,
     frame: (usize, usize),
+    mut cpu: Engine,
 ) -> Result<(Engine, AutoChoice), EngineError> {
-    let cpu_config = on(config, Accelerator::Cpu);
     let gpu_config = on(config, Accelerator::Gpu);
     let key = decision_key(config, device, frame);
     let file = config.gpu_cache_dir.as_ref().map(|d| d.join(CHOICE_FILE));
-    if let Some(m) = file.as_deref().and_then(|f| read_choices(f).remove(&key)) {
-        let reason = format!(
-            "{} by the measurement kept in {}: {:.1} ms a frame on the CPU, {:.1} ms on \
-             the GPU, {device}",
-            if m.gpu { "gpu" } else { "cpu" },
-            file.as_deref().map(Path::display).expect("read from it"),
-            m.cpu_ms,
-            m.gpu_ms
-        );
-        let engine = if m.gpu {
-            match Engine::on_gpu(&gpu_config) {
-                Ok(engine) => engine,
-                Err(error) => return gpu_failed(&cpu_config, device, &error),
+    let keep = |m: Measured| {
+        if let Some(file) = &file {
+            if let Err(error) = write_choice(file, &key, m) {
+                tracing::warn!(file = %file.display(), %error, "the accelerator decision is not kept");
             }
-        } else {
-            Engine::on_cpu(&cpu_config)?
+        }
+    };
+    if let Some(m) = file.as_deref().and_then(|f| read_choices(f).remove(&key)) {
+        let kept = file.as_deref().map(Path::display).expect("read from it");
+        let reason = match m.gpu_ms {
+            Some(gpu_ms) => format!(
+                "{} by the measurement kept in {kept}: {:.1} ms a frame on the CPU, \
+                 {gpu_ms:.1} ms on the GPU, {device}",
+                if m.gpu { "gpu" } else { "cpu" },
+                m.cpu_ms,
+            ),
+            None => format!(
+                "cpu: the GPU ({device}) did not finish its frame at an earlier start \
+                 (failed or crashed); delete {kept} to race it again"
+            ),
         };
         tracing::info!("accelerator {reason}");
-        let hardware = engine.hardware();
-        return Ok((engine, AutoChoice { hardware, reason }));
+        if !m.gpu {
+            return Ok((
+                cpu,
+                AutoChoice {
+                    hardware: Hardware::Cpu,
+                    reason,
+                },
+            ));
+        }
+        return match Engine::on_gpu(&gpu_config) {
+            Ok(gpu) => Ok((
+                gpu,
+                AutoChoice {
+                    hardware: Hardware::Gpu,
+                    reason,
+                },
+            )),
+            Err(error) => {
+                keep(Measured {
+                    gpu_ms: None,
+                    gpu: false,
+                    ..m
+                });
+                Ok(gpu_failed(cpu, device, &error))
+            }
+        };
     }
 
-    let mut cpu = Engine::on_cpu(&cpu_config)?;
     let cpu_time = frame_time(&mut cpu, frame)?;
+    let mut m = Measured {
+        gpu: false,
+        cpu_ms: cpu_time.as_secs_f64() * 1e3,
+        gpu_ms: None,
+    };
+    // Kept before the GPU is tried: if it takes the process down, the next start does
+    // not try it again.
+    keep(m);
     let raced = Engine::on_gpu(&gpu_config).and_then(|mut gpu| {
         let time = frame_time(&mut gpu, frame)?;
         Ok((gpu, time))
     });
     let (gpu, gpu_time) = match raced {
         Ok(raced) => raced,
-        Err(error) => return gpu_failed(&cpu_config, device, &error),
+        Err(error) => return Ok(gpu_failed(cpu, device, &error)),
     };
-    let m = Measured {
-        gpu: gpu_time < cpu_time,
-        cpu_ms: cpu_time.as_secs_f64() * 1e3,
-        gpu_ms: gpu_time.as_secs_f64() * 1e3,
-    };
+    m.gpu = gpu_time < cpu_time;
+    m.gpu_ms = Some(gpu_time.as_secs_f64() * 1e3);
+    keep(m);
     let (w, h) = frame;
     let reason = format!(
         "{} by measurement at {w}x{h}: {:.1} ms a frame on the CPU, {:.1} ms on the GPU, \
          {device}",
         if m.gpu { "gpu" } else { "cpu" },
         m.cpu_ms,
-        m.gpu_ms
+        gpu_time.as_secs_f64() * 1e3,
     );
     tracing::info!("accelerator {reason}");
-    if let Some(file) = &file {
-        if let Err(error) = write_choice(file, &key, m) {
-            tracing::warn!(file = %file.display(), %error, "the accelerator decision is not kept");
-        }
-    }
     let engine = if m.gpu { gpu } else { cpu };
     let hardware = engine.hardware();
     Ok((engine, AutoChoice { hardware, reason }))
@@ -153,22 +186,17 @@ fn on(config: &EngineConfig, accelerator: Accelerator) -> EngineConfig {
     }
 }
 
-fn gpu_failed(
-    cpu_config: &EngineConfig,
-    device: &Device,
-    error: &EngineError,
-) -> Result<(Engine, AutoChoice), EngineError> {
+fn gpu_failed(mut cpu: Engine, device: &Device, error: &EngineError) -> (Engine, AutoChoice) {
     let warning = format!("the GPU ({device}) failed, running on the CPU: {error}");
     tracing::warn!("{warning}");
-    let mut engine = Engine::on_cpu(cpu_config)?;
-    engine.set_warning(warning);
-    Ok((
-        engine,
+    cpu.set_warning(warning);
+    (
+        cpu,
         AutoChoice {
             hardware: Hardware::Cpu,
             reason: format!("cpu: the GPU ({device}) failed: {error}"),
         },
-    ))
+    )
 }
 
 /// The time of one frame of `frame` size after a warm-up frame (which compiles the
@@ -247,12 +275,12 @@ mod tests {
         let a = Measured {
             gpu: true,
             cpu_ms: 60.0,
-            gpu_ms: 3.5,
+            gpu_ms: Some(3.5),
         };
         let b = Measured {
             gpu: false,
             cpu_ms: 60.0,
-            gpu_ms: 1800.0,
+            gpu_ms: None,
         };
         write_choice(&file, "a", a).unwrap();
         write_choice(&file, "b", b).unwrap();

@@ -87,11 +87,17 @@ pub fn devices() -> Result<Vec<Device>, VulkanError> {
     DEVICES.get_or_init(read_devices).clone()
 }
 
-/// The first hardware device, else why there is none: no loader, no driver, or only
-/// software devices (named).
+/// The hardware device the GPU accelerator would most likely take (discrete before
+/// integrated before virtual, as Dawn's high-performance preference orders them), else
+/// why there is none: no loader, no driver, or only software devices (named).
 pub fn hardware_device() -> Result<Device, String> {
     let all = devices().map_err(|e| e.to_string())?;
-    if let Some(device) = all.iter().find(|d| d.is_hardware()) {
+    let rank = |d: &&Device| match d.kind {
+        DeviceKind::Discrete => 0,
+        DeviceKind::Integrated => 1,
+        _ => 2,
+    };
+    if let Some(device) = all.iter().filter(|d| d.is_hardware()).min_by_key(rank) {
         return Ok(device.clone());
     }
     if all.is_empty() {
@@ -131,6 +137,9 @@ fn read_devices() -> Result<Vec<Device>, VulkanError> {
         });
     // SAFETY: nothing made from the instance outlives it.
     unsafe { instance.destroy_instance(None) };
+    // The loader stays loaded: some drivers (NVIDIA's) crash when unloaded and loaded
+    // again, which the GPU accelerator does next.
+    std::mem::forget(entry);
     result
 }
 

@@ -115,8 +115,9 @@ struct State {
     info: Option<Arc<gst_video::VideoInfo>>,
     /// None until the first caps when `auto` races a GPU against the CPU.
     pool: Option<Pool>,
-    /// What `auto` races at the first caps, when there is a hardware GPU.
-    race: Option<(EngineConfig, vulkan::Device)>,
+    /// What `auto` races at the first caps, when there is a hardware GPU: the CPU engine
+    /// (made at start, so a bad model or library fails the state change) and the device.
+    race: Option<(EngineConfig, vulkan::Device, Engine)>,
 }
 
 #[derive(Default)]
@@ -211,8 +212,8 @@ impl ObjectImpl for Stylize {
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("cache-dir")
-                    .nick("GPU cache folder")
-                    .blurb("Folder where the GPU accelerator keeps compiled shader programs (stylize_mldrift_compiled_cache.bin), so later starts compile faster; created when the GPU is tried, empty for no cache. Default: STYLIZE_CACHE_DIR, systemd's CACHE_DIRECTORY, else XDG_CACHE_HOME/stylize or ~/.cache/stylize. Unused on the CPU")
+                    .nick("Cache folder")
+                    .blurb("Folder where the GPU accelerator keeps compiled shader programs (stylize_mldrift_compiled_cache.bin), so later starts compile faster; created when the GPU is tried, empty for no cache. Default: STYLIZE_CACHE_DIR, systemd's CACHE_DIRECTORY, else XDG_CACHE_HOME/stylize or ~/.cache/stylize. Also holds accelerator-choice.json, the decisions of accelerator=auto")
                     .default_value(default_cache_dir.as_deref().and_then(|p| p.to_str()))
                     .mutable_ready()
                     .build(),
@@ -450,7 +451,8 @@ impl BaseTransformImpl for Stylize {
                         imp = self,
                         "{device} to race against the CPU at the first caps"
                     );
-                    race = Some((config, device));
+                    let cpu = Engine::on_cpu(&config).map_err(init_error)?;
+                    race = Some((config, device, cpu));
                 }
                 Err(why) => {
                     let choice = AutoChoice {
@@ -622,25 +624,43 @@ impl VideoFilterImpl for Stylize {
             in_info.format()
         );
         state.info = Some(Arc::new(in_info.clone()));
-        if let Some((config, device)) = state.race.take() {
-            let frame = (in_info.width() as usize, in_info.height() as usize);
-            let settings = self
-                .settings
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            let started = self
-                .race(&config, &device, frame)
-                .and_then(|(engine, choice)| {
-                    self.start_workers(engine, &config, &settings, &choice)
-                });
-            match started {
-                Ok(pool) => state.pool = Some(pool),
-                Err(message) => {
-                    self.post_error_message(message);
-                    return Err(gst::loggable_error!(CAT, "no engine for the stream"));
-                }
+        let race = state.race.take();
+        if race.is_none() {
+            return match state.pool {
+                Some(_) => Ok(()),
+                None => Err(gst::loggable_error!(CAT, "no engine: the start failed")),
+            };
+        }
+        // The race takes seconds: run it without the state lock, so that stop() is not
+        // held up behind it any longer than the stream lock already holds it.
+        drop(guard);
+        let Some((config, device, cpu)) = race else {
+            unreachable!("checked above")
+        };
+        let frame = (in_info.width() as usize, in_info.height() as usize);
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let started = auto::choose_between(&config, &device, frame, cpu)
+            .map_err(init_error)
+            .and_then(|(engine, choice)| self.start_workers(engine, &config, &settings, &choice));
+        let pool = match started {
+            Ok(pool) => pool,
+            Err(message) => {
+                self.post_error_message(message);
+                return Err(gst::loggable_error!(CAT, "no engine for the stream"));
             }
+        };
+        match self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            Some(state) => state.pool = Some(pool),
+            None => return Err(gst::loggable_error!(CAT, "stopped during the race")),
         }
         Ok(())
     }
@@ -651,16 +671,6 @@ fn init_error(error: crate::EngineError) -> gst::ErrorMessage {
 }
 
 impl Stylize {
-    /// `auto` at the first caps: the faster of `device` and the CPU for this frame size.
-    fn race(
-        &self,
-        config: &EngineConfig,
-        device: &vulkan::Device,
-        frame: (usize, usize),
-    ) -> Result<(Engine, AutoChoice), gst::ErrorMessage> {
-        auto::choose_between(config, device, frame).map_err(init_error)
-    }
-
     /// Starts the workers: `first` and as many more engines on the same hardware as
     /// `parallel-frames` asks, and records what runs where.
     fn start_workers(
