@@ -11,8 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# The GPU tests (tests/gpu.rs) run on Mesa's software Vulkan driver.
-scripts/setup-test-gpu.sh
+# The GPU tests (tests/gpu.rs) run on Mesa's software Vulkan driver; without it they
+# fail and say so.
+scripts/setup-test-gpu.sh || echo "test.sh: lavapipe could not be installed; the GPU tests will fail" >&2
 export GST_PLUGIN_PATH="$PWD/target/release"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

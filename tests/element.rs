@@ -232,7 +232,8 @@ fn auto_accelerator_without_a_hardware_gpu_takes_the_cpu_quietly() {
     assert_eq!(out.samples.len(), 2);
     assert!(
         stylize::vulkan::hardware_device().is_err(),
-        "this test expects a machine without a hardware GPU"
+        "this test expects a machine without a hardware GPU: run it with \
+         VK_DRIVER_FILES=/nonexistent"
     );
     assert_eq!(active, "cpu");
     assert!(reason.starts_with("cpu: no GPU to race ("), "{reason}");

@@ -23,6 +23,11 @@ fn require_lavapipe() {
             .any(|d| d.kind == stylize::vulkan::DeviceKind::Software),
         "no software Vulkan device in {devices:?}: run scripts/setup-test-gpu.sh"
     );
+    assert!(
+        stylize::vulkan::hardware_device().is_err(),
+        "these tests expect lavapipe as the only Vulkan device, and {devices:?} has a GPU: \
+         run them with VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json"
+    );
 }
 
 /// `gst-launch-1.0 -v` with the plugin from this build and extra environment.
@@ -211,6 +216,7 @@ fn style_switch_and_blend_on_the_gpu() {
 }
 
 /// The compiled-program cache: written when the element stops, read on the next start.
+/// Each start is a process of its own, as the accelerator keeps one cache per process.
 #[test]
 fn cache_dir_is_written_and_read_back() {
     require_lavapipe();
@@ -220,12 +226,16 @@ fn cache_dir_is_written_and_read_back() {
         "{}_mldrift_compiled_cache.bin",
         stylize::engine::GPU_CACHE_KEY
     ));
-    let description = format!(
-        "videotestsrc num-buffers=1 ! video/x-raw,width=384,height=384 ! stylize {GPU} cache-dir={} ! appsink name=sink",
+    let pipeline = format!(
+        "videotestsrc num-buffers=1 ! video/x-raw,width=384,height=384 ! stylize name=st {GPU} cache-dir={} ! fakesink",
         cache.display()
     );
-    let out = run_pipeline(&description);
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let out = gst_launch(&[], &pipeline);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let written =
         std::fs::metadata(&file).unwrap_or_else(|e| panic!("{} not written: {e}", file.display()));
     assert!(written.len() > 0, "{} is empty", file.display());
@@ -238,8 +248,12 @@ fn cache_dir_is_written_and_read_back() {
             inotify::WatchMask::OPEN | inotify::WatchMask::CLOSE_NOWRITE,
         )
         .unwrap();
-    let out = run_pipeline(&description);
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let out = gst_launch(&[], &pipeline);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut buffer = [0u8; 4096];
     let events: Vec<_> = inotify
         .read_events(&mut buffer)
@@ -341,6 +355,46 @@ fn auto_races_once_and_keeps_the_decision() {
         "{reused}"
     );
     assert_eq!(times(&reused), (cpu_ms, gpu_ms));
+}
+
+/// A GPU that fails during the race (here: a smallest GPU side no frame can have) costs
+/// a warning, and the kept decision spares later starts the attempt.
+#[test]
+fn a_gpu_that_fails_the_race_is_not_tried_again() {
+    require_lavapipe();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = format!(
+        "videotestsrc num-buffers=2 ! video/x-raw,width=384,height=384 ! stylize name=st cache-dir={} ! fakesink",
+        dir.path().display()
+    );
+    let env = [
+        (stylize::auto::RACE_SOFTWARE_ENV, "1"),
+        (stylize::engine::GPU_MIN_SIDE_ENV, "5000"),
+    ];
+    let first = gst_launch(&env, &pipeline);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    assert_eq!(notified(&first, "active-accelerator"), "cpu");
+    assert!(
+        notified(&first, "accelerator-reason").starts_with("cpu: the GPU (llvmpipe"),
+        "{}",
+        notified(&first, "accelerator-reason")
+    );
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("failed, running on the CPU"),
+        "no warning: {stderr}"
+    );
+    let second = gst_launch(&env, &pipeline);
+    assert!(second.status.success());
+    let reason = notified(&second, "accelerator-reason");
+    assert!(
+        reason.contains("did not finish its frame at an earlier start"),
+        "{reason}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&second.stdout).contains("WARNING"),
+        "the second start tried the GPU again"
+    );
 }
 
 #[test]
