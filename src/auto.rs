@@ -13,7 +13,6 @@
 //!    and its driver, both model files, the inference size and the thread count, so later
 //!    starts skip the race.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -36,15 +35,22 @@ pub struct AutoChoice {
     pub reason: String,
 }
 
+/// Starts in a row whose race never finished (the entry is written before the GPU is
+/// tried) after which the GPU is left alone: two, so that one interrupted start (a stop
+/// during the race) does not rule the GPU out, while a GPU that takes the process down
+/// does so at most twice.
+pub const UNFINISHED_RACES: u32 = 2;
+
 /// One decision as kept in [`CHOICE_FILE`]; times in milliseconds a frame. `gpu_ms` is
-/// None when the GPU did not finish its frame: it failed, or the process died during the
-/// race (the entry is written before the GPU is tried), so later starts take the CPU
-/// instead of crashing again.
+/// None while the race has not finished; `unfinished` counts the starts in a row that
+/// left it so.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Measured {
     gpu: bool,
     cpu_ms: f64,
     gpu_ms: Option<f64>,
+    #[serde(default)]
+    unfinished: u32,
 }
 
 /// The hardware Vulkan device `auto` would race against the CPU, or why there is none:
@@ -92,57 +98,75 @@ pub fn choose_between(
     frame: (usize, usize),
     mut cpu: Engine,
 ) -> Result<(Engine, AutoChoice), EngineError> {
+    let (w, h) = frame;
+    let long_side = config.inference_size.max(4) / 4 * 4;
+    if crate::engine::gpu_inference_size(w, h, long_side, crate::engine::gpu_min_side()).is_none() {
+        return Ok((
+            cpu,
+            AutoChoice {
+                hardware: Hardware::Cpu,
+                reason: format!("cpu: the GPU cannot take {w}x{h} frames (aspect ratio)"),
+            },
+        ));
+    }
     let gpu_config = on(config, Accelerator::Gpu);
     let key = decision_key(config, device, frame);
     let file = config.gpu_cache_dir.as_ref().map(|d| d.join(CHOICE_FILE));
-    let keep = |m: Measured| {
+    let mut not_kept = None;
+    let mut keep = |m: Option<Measured>| {
         if let Some(file) = &file {
             if let Err(error) = write_choice(file, &key, m) {
-                tracing::warn!(file = %file.display(), %error, "the accelerator decision is not kept");
+                not_kept = Some(format!(
+                    "the accelerator decision cannot be kept in {}: {error}; auto races at \
+                     every start",
+                    file.display()
+                ));
             }
         }
     };
-    if let Some(m) = file.as_deref().and_then(|f| read_choices(f).remove(&key)) {
-        let kept = file.as_deref().map(Path::display).expect("read from it");
-        let reason = match m.gpu_ms {
-            Some(gpu_ms) => format!(
-                "{} by the measurement kept in {kept}: {:.1} ms a frame on the CPU, \
-                 {gpu_ms:.1} ms on the GPU, {device}",
+    let kept = file.as_deref().and_then(|f| read_choice(f, &key));
+    let kept_in = || file.as_deref().map(Path::display).expect("read from it");
+    match kept {
+        Some(m) if m.gpu_ms.is_some() => {
+            let reason = format!(
+                "{} by the measurement kept in {}: {:.1} ms a frame on the CPU, {:.1} ms on \
+                 the GPU, {device}",
                 if m.gpu { "gpu" } else { "cpu" },
+                kept_in(),
                 m.cpu_ms,
-            ),
-            None => format!(
-                "cpu: the GPU ({device}) did not finish its frame at an earlier start \
-                 (failed or crashed); delete {kept} to race it again"
-            ),
-        };
-        tracing::info!("accelerator {reason}");
-        if !m.gpu {
-            return Ok((
-                cpu,
-                AutoChoice {
-                    hardware: Hardware::Cpu,
-                    reason,
-                },
-            ));
-        }
-        return match Engine::on_gpu(&gpu_config) {
-            Ok(gpu) => Ok((
-                gpu,
-                AutoChoice {
-                    hardware: Hardware::Gpu,
-                    reason,
-                },
-            )),
-            Err(error) => {
-                keep(Measured {
-                    gpu_ms: None,
-                    gpu: false,
-                    ..m
-                });
-                Ok(gpu_failed(cpu, device, &error))
+                m.gpu_ms.unwrap_or_default(),
+            );
+            tracing::info!("accelerator {reason}");
+            if !m.gpu {
+                return Ok((cpu, cpu_choice(reason)));
             }
-        };
+            return match Engine::on_gpu(&gpu_config) {
+                Ok(gpu) => Ok((
+                    gpu,
+                    AutoChoice {
+                        hardware: Hardware::Gpu,
+                        reason,
+                    },
+                )),
+                // Race again at the next start: the fault may be fixed by then.
+                Err(error) => {
+                    keep(None);
+                    Ok(gpu_failed(cpu, device, &error))
+                }
+            };
+        }
+        Some(m) if m.unfinished >= UNFINISHED_RACES => {
+            let reason = format!(
+                "cpu: the GPU ({device}) did not finish its frame at the last {} starts \
+                 (the process crashed or was stopped during the race); delete {} to race \
+                 it again",
+                m.unfinished,
+                kept_in()
+            );
+            tracing::info!("accelerator {reason}");
+            return Ok((cpu, cpu_choice(reason)));
+        }
+        _ => {}
     }
 
     let cpu_time = frame_time(&mut cpu, frame)?;
@@ -150,22 +174,29 @@ pub fn choose_between(
         gpu: false,
         cpu_ms: cpu_time.as_secs_f64() * 1e3,
         gpu_ms: None,
+        unfinished: kept.map_or(0, |k| k.unfinished) + 1,
     };
-    // Kept before the GPU is tried: if it takes the process down, the next start does
-    // not try it again.
-    keep(m);
+    // Kept before the GPU is tried: if it takes the process down, the next starts know.
+    keep(Some(m));
     let raced = Engine::on_gpu(&gpu_config).and_then(|mut gpu| {
         let time = frame_time(&mut gpu, frame)?;
         Ok((gpu, time))
     });
     let (gpu, gpu_time) = match raced {
         Ok(raced) => raced,
-        Err(error) => return Ok(gpu_failed(cpu, device, &error)),
+        Err(error) => {
+            keep(None);
+            let (mut engine, choice) = gpu_failed(cpu, device, &error);
+            if let Some(warning) = not_kept {
+                engine.set_warning(warning);
+            }
+            return Ok((engine, choice));
+        }
     };
     m.gpu = gpu_time < cpu_time;
     m.gpu_ms = Some(gpu_time.as_secs_f64() * 1e3);
-    keep(m);
-    let (w, h) = frame;
+    m.unfinished = 0;
+    keep(Some(m));
     let reason = format!(
         "{} by measurement at {w}x{h}: {:.1} ms a frame on the CPU, {:.1} ms on the GPU, \
          {device}",
@@ -174,9 +205,20 @@ pub fn choose_between(
         gpu_time.as_secs_f64() * 1e3,
     );
     tracing::info!("accelerator {reason}");
-    let engine = if m.gpu { gpu } else { cpu };
+    let mut engine = if m.gpu { gpu } else { cpu };
+    if let Some(warning) = not_kept {
+        tracing::warn!("{warning}");
+        engine.set_warning(warning);
+    }
     let hardware = engine.hardware();
     Ok((engine, AutoChoice { hardware, reason }))
+}
+
+fn cpu_choice(reason: String) -> AutoChoice {
+    AutoChoice {
+        hardware: Hardware::Cpu,
+        reason,
+    }
 }
 
 fn on(config: &EngineConfig, accelerator: Accelerator) -> EngineConfig {
@@ -216,49 +258,75 @@ fn frame_time(engine: &mut Engine, frame: (usize, usize)) -> Result<Duration, En
 /// What a decision depends on: the device and driver, both networks (path, size and
 /// modification time), the CPU's inference size and the thread count.
 fn decision_key(config: &EngineConfig, device: &Device, frame: (usize, usize)) -> String {
-    let model = |hardware| {
-        let path = transfer_path(config, hardware);
-        let (len, modified) = std::fs::metadata(&path)
-            .map(|m| {
-                let modified = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs());
-                (m.len(), modified)
-            })
-            .unwrap_or_default();
-        format!("{} {len} {modified}", path.display())
-    };
     let (w, h) = inference_size(frame.0, frame.1, config.inference_size.max(4) / 4 * 4);
+    let accelerator = Runtime::shared(config.library.as_deref())
+        .ok()
+        .and_then(|rt| {
+            rt.dir()
+                .map(|d| d.join(crate::litert::GPU_ACCELERATOR_NAME))
+        })
+        .map_or_else(|| "none".to_string(), |p| file_identity(&p));
     format!(
-        "{} | gpu {} | cpu {} | {w}x{h} | {} threads",
+        "{} | {accelerator} | gpu {} | cpu {} | {w}x{h} | {} threads | gpu sides >= {}",
         device.identity(),
-        model(Hardware::Gpu),
-        model(Hardware::Cpu),
-        config.threads
+        file_identity(&transfer_path(config, Hardware::Gpu)),
+        file_identity(&transfer_path(config, Hardware::Cpu)),
+        config.threads,
+        crate::engine::gpu_min_side()
     )
 }
 
-/// The kept decisions; an unreadable or malformed file is as good as none.
-fn read_choices(file: &Path) -> BTreeMap<String, Measured> {
+/// A file's path, size and modification time: it changes when the file is replaced.
+fn file_identity(path: &Path) -> String {
+    let (len, modified) = std::fs::metadata(path)
+        .map(|m| {
+            let modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            (m.len(), modified)
+        })
+        .unwrap_or_default();
+    format!("{} {len} {modified}", path.display())
+}
+
+/// All entries of the file as JSON values; an unreadable or malformed file is as good as
+/// none.
+fn read_all(file: &Path) -> serde_json::Map<String, serde_json::Value> {
     std::fs::read(file)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default()
 }
 
-/// Adds one decision, replacing the file whole (a temporary file renamed over it).
-fn write_choice(file: &Path, key: &str, m: Measured) -> std::io::Result<()> {
+/// The decision kept for `key`; an entry of another shape is as good as none.
+fn read_choice(file: &Path, key: &str) -> Option<Measured> {
+    serde_json::from_value(read_all(file).remove(key)?).ok()
+}
+
+/// Sets (or with None removes) the decision for `key`, leaving the other entries as they
+/// are, and replaces the file whole (a temporary file renamed over it, readable by all
+/// like the rest of the cache).
+fn write_choice(file: &Path, key: &str, m: Option<Measured>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = file
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     std::fs::create_dir_all(&dir)?;
-    let mut choices = read_choices(file);
-    choices.insert(key.to_string(), m);
-    let text = serde_json::to_vec_pretty(&choices).map_err(std::io::Error::other)?;
+    let mut all = read_all(file);
+    match m {
+        Some(m) => {
+            all.insert(key.to_string(), serde_json::to_value(m)?);
+        }
+        None => {
+            all.remove(key);
+        }
+    }
+    let text = serde_json::to_vec_pretty(&all)?;
     let tmp = tempfile::NamedTempFile::new_in(&dir)?;
     std::fs::write(tmp.path(), text)?;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
     tmp.persist(file).map_err(|e| e.error)?;
     Ok(())
 }
@@ -268,28 +336,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decisions_are_kept_per_key_and_a_bad_file_is_none() {
+    fn decisions_are_kept_per_key_and_a_bad_entry_costs_only_itself() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sub").join(CHOICE_FILE);
-        assert!(read_choices(&file).is_empty());
+        assert_eq!(read_choice(&file, "a"), None);
         let a = Measured {
             gpu: true,
             cpu_ms: 60.0,
             gpu_ms: Some(3.5),
+            unfinished: 0,
         };
         let b = Measured {
             gpu: false,
             cpu_ms: 60.0,
             gpu_ms: None,
+            unfinished: 1,
         };
-        write_choice(&file, "a", a).unwrap();
-        write_choice(&file, "b", b).unwrap();
-        let kept = read_choices(&file);
-        assert_eq!((kept.get("a"), kept.get("b")), (Some(&a), Some(&b)));
+        write_choice(&file, "a", Some(a)).unwrap();
+        write_choice(&file, "b", Some(b)).unwrap();
+        assert_eq!(read_choice(&file, "a"), Some(a));
+        assert_eq!(read_choice(&file, "b"), Some(b));
+        write_choice(&file, "b", None).unwrap();
+        assert_eq!(read_choice(&file, "b"), None);
+        assert_eq!(read_choice(&file, "a"), Some(a));
+
+        // One entry of another shape is ignored and left alone; the others stay.
+        let mut all = read_all(&file);
+        all.insert("odd".into(), serde_json::json!({"gpu": "maybe"}));
+        std::fs::write(&file, serde_json::to_vec(&all).unwrap()).unwrap();
+        assert_eq!(read_choice(&file, "odd"), None);
+        write_choice(&file, "b", Some(b)).unwrap();
+        assert_eq!(read_choice(&file, "a"), Some(a));
+        assert!(read_all(&file).contains_key("odd"));
+
         std::fs::write(&file, b"{ not json").unwrap();
-        assert!(read_choices(&file).is_empty());
-        write_choice(&file, "a", a).unwrap();
-        assert_eq!(read_choices(&file).len(), 1);
+        assert_eq!(read_choice(&file, "a"), None);
+        write_choice(&file, "a", Some(a)).unwrap();
+        assert_eq!(read_all(&file).len(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
     }
 
     #[test]

@@ -93,19 +93,40 @@ impl Default for EngineConfig {
     }
 }
 
-/// The GPU cache in `config`'s folder, created if needed. A folder that cannot be made
-/// costs a warning, not the stream: the GPU then compiles from scratch.
-fn gpu_cache(config: &EngineConfig) -> Option<GpuCache> {
-    let dir = config.gpu_cache_dir.as_ref()?;
+/// The GPU cache in `config`'s folder, created if needed, or why there is none. A folder
+/// that cannot be made costs a warning, not the stream: the GPU then compiles from
+/// scratch.
+fn gpu_cache(config: &EngineConfig) -> (Option<GpuCache>, Option<String>) {
+    let Some(dir) = config.gpu_cache_dir.as_ref() else {
+        return (None, None);
+    };
+    // LiteRT 2.3.0 reads the folder from TOML without honouring escapes: a quote loses
+    // the cache, a backslash moves it elsewhere.
+    if dir.to_str().is_none_or(|d| d.contains(['"', '\\'])) {
+        return (
+            None,
+            Some(format!(
+                "no GPU program cache: the GPU accelerator cannot take the folder {} (quotes, \
+                 backslashes or non-UTF-8); choose another cache-dir",
+                dir.display()
+            )),
+        );
+    }
     match std::fs::create_dir_all(dir) {
-        Ok(()) => Some(GpuCache {
-            dir: dir.clone(),
-            key: GPU_CACHE_KEY.to_string(),
-        }),
-        Err(error) => {
-            tracing::warn!(dir = %dir.display(), %error, "no GPU program cache");
-            None
-        }
+        Ok(()) => (
+            Some(GpuCache {
+                dir: dir.clone(),
+                key: GPU_CACHE_KEY.to_string(),
+            }),
+            None,
+        ),
+        Err(error) => (
+            None,
+            Some(format!(
+                "no GPU program cache in {}: {error}",
+                dir.display()
+            )),
+        ),
     }
 }
 
@@ -240,22 +261,28 @@ impl Engine {
         let warning = (!devices.iter().any(vulkan::Device::is_hardware)).then(|| {
             let names: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
             format!(
-                "accelerator=gpu runs on a software Vulkan device, {}: expect it to be far \
-                 slower than accelerator=cpu",
+                "the GPU is a software Vulkan device, {}: expect it to be far slower than \
+                 accelerator=cpu",
                 names.join(", ")
             )
         });
         if let Some(warning) = &warning {
             tracing::warn!("{warning}");
         }
-        let env = Environment::with_accelerators(rt.clone(), gpu_cache(config))?;
+        let (cache, cache_warning) = gpu_cache(config);
+        if let Some(warning) = &cache_warning {
+            tracing::warn!("{warning}");
+        }
+        let env = Environment::with_accelerators(rt.clone(), cache)?;
         let net = Network::new(env.clone(), bytes.clone(), Hardware::Gpu, 0, &[]).map_err(|e| {
             let reason = e.to_string();
             rt.set_gpu_failure(&reason);
             EngineError::GpuUnavailable(reason)
         })?;
         let mut engine = Self::assemble(config, env, Hardware::Gpu, path, bytes);
-        engine.warning = warning;
+        for warning in [warning, cache_warning].into_iter().flatten() {
+            engine.set_warning(warning);
+        }
         let dims = net.input_dims(net.input_index(CONTENT_INPUT)?);
         engine
             .transfers
@@ -298,8 +325,12 @@ impl Engine {
         self.warning.as_deref()
     }
 
+    /// Adds to [`Engine::warning`].
     pub(crate) fn set_warning(&mut self, warning: String) {
-        self.warning = Some(warning);
+        self.warning = Some(match self.warning.take() {
+            Some(earlier) => format!("{earlier}; {warning}"),
+            None => warning,
+        });
     }
 
     pub fn prediction_path(&self) -> &Path {

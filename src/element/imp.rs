@@ -157,7 +157,7 @@ impl Sink for ElementSink {
             gst::element_error!(
                 element,
                 gst::LibraryError::Failed,
-                ["stylizing failed: {}", message]
+                ("stylizing failed: {}", message)
             );
         }
     }
@@ -232,7 +232,7 @@ impl ObjectImpl for Stylize {
                     .build(),
                 glib::ParamSpecUInt::builder("inference-size")
                     .nick("Inference size")
-                    .blurb("Long side, in pixels, of the image the network sees; the short side keeps the aspect ratio (multiple of 4). On the GPU both sides stay at least 384")
+                    .blurb("Long side, in pixels, of the image the network sees; the short side keeps the aspect ratio (multiple of 4). On the GPU both sides stay at least 384 (STYLIZE_GPU_MIN_SIDE), which rules out aspect ratios beyond about 10:1 there")
                     .minimum(32)
                     .maximum(4096)
                     .default_value(DEFAULT_INFERENCE_SIZE)
@@ -493,6 +493,7 @@ impl BaseTransformImpl for Stylize {
         // Dropping the pool joins its threads.
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats::default();
         Ok(())
     }
 
