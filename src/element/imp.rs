@@ -264,7 +264,7 @@ impl ObjectImpl for Stylize {
                     .build(),
                 glib::ParamSpecString::builder("active-accelerator")
                     .nick("Active accelerator")
-                    .blurb("Where the network runs now: cpu or gpu (empty before the element starts, and with auto racing a GPU, until the first caps)")
+                    .blurb("Where the network runs now: cpu or gpu (empty before the element starts and after it stops; with auto racing a GPU, until the first caps)")
                     .read_only()
                     .build(),
                 glib::ParamSpecString::builder("accelerator-reason")
@@ -493,7 +493,12 @@ impl BaseTransformImpl for Stylize {
         // Dropping the pool joins its threads.
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats::default();
+        // Nothing runs now; the last frame's time and the latency stay readable.
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            stats.active_accelerator = None;
+            stats.accelerator_reason.clear();
+        }
         Ok(())
     }
 
