@@ -12,7 +12,12 @@ cd "$(dirname "$0")/.."
 export LC_ALL=C
 frames=${1:-30}
 runs=${RUNS:-3}
-plugin=${GST_PLUGIN_PATH:-$PWD/target/release}
+# The first folder of GST_PLUGIN_PATH that holds the plugin, else this build's.
+plugin=$PWD/target/release
+IFS=: read -ra dirs <<< "${GST_PLUGIN_PATH:-}"
+for d in "${dirs[@]}"; do
+  if [ -f "$d/libgststylize.so" ]; then plugin=$d; break; fi
+done
 [ -f "$plugin/libgststylize.so" ] || { echo "bench-auto: no plugin in $plugin: run scripts/setup.sh" >&2; exit 1; }
 cache=$(mktemp -d)
 trap 'rm -rf "$cache"' EXIT
@@ -60,18 +65,18 @@ row() {
 once "$plugin" 1 -- accelerator=cpu > /dev/null
 [ -z "${OLD_PLUGIN_DIR:-}" ] || once "$OLD_PLUGIN_DIR" 1 -- accelerator=cpu > /dev/null
 echo "accelerator choice at 640x480, $(nproc) cores, median of $runs runs (wall time of gst-launch-1.0)"
-echo "| case | active | start-up (1 frame) | throughput | reason |"
+echo "| case | picks | start-up (1 frame) | all frames | reason |"
 echo "|---|---|---|---|---|"
 row "no Vulkan driver, auto" "$frames" "$plugin" "${no_vulkan[@]}" -- accelerator=auto
 row "no Vulkan driver, cpu" "$frames" "$plugin" "${no_vulkan[@]}" -- accelerator=cpu
-row "as this machine is, auto" "$frames" "$plugin" -- accelerator=auto
-row "as this machine is, cpu" "$frames" "$plugin" -- accelerator=cpu
-row "as this machine is, forced gpu" 3 "$plugin" -- accelerator=gpu "cache-dir=$cache/gpu"
+row "this machine as it is, auto" "$frames" "$plugin" -- accelerator=auto
+row "this machine as it is, cpu" "$frames" "$plugin" -- accelerator=cpu
+row "this machine as it is, forced gpu" 3 "$plugin" -- accelerator=gpu "cache-dir=$cache/gpu"
 race=(STYLIZE_AUTO_RACE_SOFTWARE_GPU=1)
 first=$(once "$plugin" 3 "${race[@]}" -- "cache-dir=$cache/race")
 echo "| software GPU raced, first start | $(echo "$first" | cut -d' ' -f2) | | ${first%% *} ms for 3 frames | $(echo "$first" | cut -d' ' -f3-) |"
 row "software GPU raced, kept decision" "$frames" "$plugin" "${race[@]}" -- "cache-dir=$cache/race"
 if [ -n "${OLD_PLUGIN_DIR:-}" ]; then
   row "older build, no Vulkan driver, auto" "$frames" "$OLD_PLUGIN_DIR" "${no_vulkan[@]}" -- accelerator=auto
-  row "older build, as this machine is, auto" 3 "$OLD_PLUGIN_DIR" -- accelerator=auto
+  row "older build, this machine as it is, auto" 3 "$OLD_PLUGIN_DIR" -- accelerator=auto
 fi

@@ -66,7 +66,7 @@ impl Device {
 
 impl std::fmt::Display for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}, {}", self.name, self.kind.name())
+        write!(f, "{} [{}]", self.name, self.kind.name())
     }
 }
 
