@@ -56,7 +56,7 @@ struct Measured {
 /// The hardware Vulkan device `auto` would race against the CPU, or why there is none:
 /// the GPU accelerator missing or unable to run on this CPU, no Vulkan, or only software
 /// devices. Errors: the LiteRT runtime cannot be loaded.
-pub fn gpu_to_race(config: &EngineConfig) -> Result<Result<Device, String>, EngineError> {
+fn gpu_to_race(config: &EngineConfig) -> Result<Result<Device, String>, EngineError> {
     let rt = Runtime::shared(config.library.as_deref())?;
     if let Some(reason) = crate::engine::gpu_block_reason(&rt) {
         return Ok(Err(reason));
@@ -70,21 +70,34 @@ pub fn gpu_to_race(config: &EngineConfig) -> Result<Result<Device, String>, Engi
     Ok(vulkan::hardware_device())
 }
 
+/// What `auto` does before any frame size is known: decided for the CPU already, or a
+/// race to run once it is (with [`choose_between`]).
+pub enum Plan {
+    Decided(Engine, AutoChoice),
+    /// The CPU engine is made already, so a bad model or library shows at once.
+    Race {
+        device: Device,
+        cpu: Engine,
+    },
+}
+
+/// The CPU engine, and whether there is a GPU to race it against.
+pub fn plan(config: &EngineConfig) -> Result<Plan, EngineError> {
+    let cpu = Engine::on_cpu(&on(config, Accelerator::Cpu))?;
+    Ok(match gpu_to_race(config)? {
+        Ok(device) => Plan::Race { device, cpu },
+        Err(why) => Plan::Decided(cpu, cpu_choice(format!("cpu: no GPU to race ({why})"))),
+    })
+}
+
 /// An engine on the faster accelerator for frames of `frame` (width, height).
 pub fn choose(
     config: &EngineConfig,
     frame: (usize, usize),
 ) -> Result<(Engine, AutoChoice), EngineError> {
-    let cpu = Engine::on_cpu(&on(config, Accelerator::Cpu))?;
-    match gpu_to_race(config)? {
-        Ok(device) => choose_between(config, &device, frame, cpu),
-        Err(why) => Ok((
-            cpu,
-            AutoChoice {
-                hardware: Hardware::Cpu,
-                reason: format!("cpu: no GPU to race ({why})"),
-            },
-        )),
+    match plan(config)? {
+        Plan::Decided(engine, choice) => Ok((engine, choice)),
+        Plan::Race { device, cpu } => choose_between(config, &device, frame, cpu),
     }
 }
 
@@ -99,8 +112,9 @@ pub fn choose_between(
     mut cpu: Engine,
 ) -> Result<(Engine, AutoChoice), EngineError> {
     let (w, h) = frame;
-    let long_side = config.inference_size.max(4) / 4 * 4;
-    if crate::engine::gpu_inference_size(w, h, long_side, crate::engine::gpu_min_side()).is_none() {
+    if crate::engine::gpu_inference_size(w, h, config.long_side(), crate::engine::gpu_min_side())
+        .is_none()
+    {
         return Ok((
             cpu,
             AutoChoice {
@@ -258,7 +272,7 @@ fn frame_time(engine: &mut Engine, frame: (usize, usize)) -> Result<Duration, En
 /// What a decision depends on: the device and driver, both networks (path, size and
 /// modification time), the CPU's inference size and the thread count.
 fn decision_key(config: &EngineConfig, device: &Device, frame: (usize, usize)) -> String {
-    let (w, h) = inference_size(frame.0, frame.1, config.inference_size.max(4) / 4 * 4);
+    let (w, h) = inference_size(frame.0, frame.1, config.long_side());
     let accelerator = Runtime::shared(config.library.as_deref())
         .ok()
         .and_then(|rt| {

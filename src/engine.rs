@@ -78,6 +78,14 @@ pub struct EngineConfig {
     pub gpu_cache_dir: Option<PathBuf>,
 }
 
+impl EngineConfig {
+    /// The long side of the inference size in pixels: `inference_size` rounded down to a
+    /// multiple of 4, at least 4.
+    pub fn long_side(&self) -> usize {
+        self.inference_size.max(4) / 4 * 4
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -219,7 +227,7 @@ impl Engine {
             Accelerator::Cpu => Self::on_cpu(config),
             Accelerator::Gpu => Self::on_gpu(config),
             Accelerator::Auto => {
-                let side = config.inference_size.max(4);
+                let side = config.long_side();
                 Ok(crate::auto::choose(config, (side, side))?.0)
             }
         }
@@ -301,7 +309,7 @@ impl Engine {
             env,
             hardware,
             threads: config.threads,
-            long_side: config.inference_size.max(4) / 4 * 4,
+            long_side: config.long_side(),
             transfer_path,
             transfer_bytes,
             transfers: HashMap::new(),
@@ -671,26 +679,15 @@ mod tests {
 
     #[test]
     fn gpu_sizes_never_go_below_384() {
-        assert_eq!(
-            gpu_inference_size(384, 384, 384, GPU_MIN_SIDE),
-            Some((384, 384))
-        );
-        assert_eq!(
-            gpu_inference_size(640, 480, 384, GPU_MIN_SIDE),
-            Some((512, 384))
-        );
-        assert_eq!(
-            gpu_inference_size(1280, 720, 384, GPU_MIN_SIDE),
-            Some((684, 384))
-        );
-        assert_eq!(
-            gpu_inference_size(720, 1280, 384, GPU_MIN_SIDE),
-            Some((384, 684))
-        );
-        assert_eq!(
-            gpu_inference_size(1920, 1080, 1920, GPU_MIN_SIDE),
-            Some((1920, 1080))
-        );
+        for ((w, h, long), want) in [
+            ((384, 384, 384), (384, 384)),
+            ((640, 480, 384), (512, 384)),
+            ((1280, 720, 384), (684, 384)),
+            ((720, 1280, 384), (384, 684)),
+            ((1920, 1080, 1920), (1920, 1080)),
+        ] {
+            assert_eq!(gpu_inference_size(w, h, long, GPU_MIN_SIDE), Some(want));
+        }
         for (w, h) in [(16, 16), (33, 17), (641, 479), (3840, 2160), (4096, 400)] {
             let (iw, ih) = gpu_inference_size(w, h, 384, GPU_MIN_SIDE).unwrap();
             assert!(

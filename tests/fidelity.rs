@@ -20,7 +20,8 @@ fn at_the_inference_size_the_output_matches_the_reference() {
             384,
             "transfer-int8",
             "accelerator=cpu",
-        );
+        )
+        .0;
         println!("fidelity at inference size {content} {size:?} {style}: PSNR {p:.2} dB");
         assert!(p >= 45.0, "{content}: PSNR {p}");
     }
@@ -40,7 +41,8 @@ fn at_other_sizes_only_resampling_differs() {
             long,
             "transfer-int8",
             "accelerator=cpu",
-        );
+        )
+        .0;
         println!("fidelity resampled {content} {size:?} {style} long side {long}: PSNR {p:.2} dB");
         assert!(p >= 27.0, "{content}: PSNR {p}");
     }

@@ -61,7 +61,7 @@ fn notified(out: &Output, property: &str) -> String {
 #[test]
 fn fp16_on_the_gpu_matches_the_reference() {
     require_lavapipe();
-    let (p, warnings) = compare_with_reference_warnings(
+    let (p, warnings) = compare_with_reference(
         "tiger.jpg",
         Some((384, 384)),
         "monet",
@@ -86,7 +86,8 @@ fn fp16_on_the_gpu_matches_the_reference() {
         512,
         "transfer-fp16",
         &format!("{GPU} inference-size=384"),
-    );
+    )
+    .0;
     println!("GPU fidelity at 640x480 (inference 512x384, resampled): PSNR {p:.2} dB");
     assert!(p >= 27.0, "GPU resampled: PSNR {p:.2}");
 }
@@ -99,37 +100,9 @@ fn below_384_the_static_shape_graph_agrees_with_the_reference() {
     require_lavapipe();
     let dir = tempfile::tempdir().unwrap();
     let content = dir.path().join("content.png");
-    let img = Rgb::load(&shared().join("content/dog_and_cats.jpg"));
-    let (w, h) = (384, 288);
-    let mut small = vec![0u8; w * h * 3];
-    stylize::resample::Resizer::new((img.width, img.height), (w, h)).resize(
-        &img.data,
-        img.width * 3,
-        &mut small,
-        w * 3,
-    );
-    Rgb {
-        width: w,
-        height: h,
-        data: small,
-    }
-    .save_png(&content);
-    let vector = dir.path().join("vector.json");
-    let monet = default_store().get("monet").unwrap().vector.clone();
-    std::fs::write(&vector, serde_json::to_string(&monet).unwrap()).unwrap();
+    content_photo("dog_and_cats.jpg", Some((384, 288))).save_png(&content);
     let fp16 = model("transfer-fp16");
-    let expected = dir.path().join("reference.png");
-    reference(&[
-        "stylize",
-        "--transfer",
-        fp16.to_str().unwrap(),
-        "--content",
-        content.to_str().unwrap(),
-        "--vector",
-        vector.to_str().unwrap(),
-        "--out",
-        expected.to_str().unwrap(),
-    ]);
+    let expected = reference_stylize(dir.path(), &content, "monet", "transfer-fp16", 384);
     let got = dir.path().join("gpu.png");
     let out = gst_launch(
         &[("STYLIZE_GPU_MIN_SIDE", "0")],
@@ -148,7 +121,7 @@ fn below_384_the_static_shape_graph_agrees_with_the_reference() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(notified(&out, "active-accelerator"), "gpu");
-    let p = psnr(&Rgb::load(&expected), &Rgb::load(&got));
+    let p = psnr(&expected, &Rgb::load(&got));
     println!("GPU at 384x288 (static shapes, no upscale) against the reference: PSNR {p:.2} dB");
     assert!(p >= 40.0, "PSNR {p:.2}");
 }
@@ -158,20 +131,8 @@ fn below_384_the_static_shape_graph_agrees_with_the_reference() {
 #[test]
 fn style_switch_and_blend_on_the_gpu() {
     require_lavapipe();
-    let img = Rgb::load(&shared().join("content/golden_gate.jpg"));
     let (w, h) = (384, 384);
-    let mut frame = vec![0u8; w * h * 3];
-    stylize::resample::Resizer::new((img.width, img.height), (w, h)).resize(
-        &img.data,
-        img.width * 3,
-        &mut frame,
-        w * 3,
-    );
-    let frame = Rgb {
-        width: w,
-        height: h,
-        data: frame,
-    };
+    let frame = content_photo("golden_gate.jpg", Some((w, h)));
     let (pipeline, sink) = launch(
         "appsrc name=src format=time ! stylize name=st accelerator=gpu style=monet ! appsink name=sink",
     );

@@ -444,22 +444,16 @@ impl BaseTransformImpl for Stylize {
         let mut race = None;
         let mut pool = None;
         match settings.accelerator {
-            AcceleratorChoice::Auto => match auto::gpu_to_race(&config).map_err(init_error)? {
-                Ok(device) => {
+            AcceleratorChoice::Auto => match auto::plan(&config).map_err(init_error)? {
+                auto::Plan::Race { device, cpu } => {
                     gst::info!(
                         CAT,
                         imp = self,
                         "{device} to race against the CPU at the first caps"
                     );
-                    let cpu = Engine::on_cpu(&config).map_err(init_error)?;
                     race = Some((config, device, cpu));
                 }
-                Err(why) => {
-                    let choice = AutoChoice {
-                        hardware: Hardware::Cpu,
-                        reason: format!("cpu: no GPU to race ({why})"),
-                    };
-                    let engine = Engine::on_cpu(&config).map_err(init_error)?;
+                auto::Plan::Decided(engine, choice) => {
                     pool = Some(self.start_workers(engine, &config, &settings, &choice)?);
                 }
             },
@@ -630,19 +624,15 @@ impl VideoFilterImpl for Stylize {
             in_info.format()
         );
         state.info = Some(Arc::new(in_info.clone()));
-        let race = state.race.take();
-        if race.is_none() {
+        let Some((config, device, cpu)) = state.race.take() else {
             return match state.pool {
                 Some(_) => Ok(()),
                 None => Err(gst::loggable_error!(CAT, "no engine: the start failed")),
             };
-        }
+        };
         // The race takes seconds: run it without the state lock, so that stop() is not
         // held up behind it any longer than the stream lock already holds it.
         drop(guard);
-        let Some((config, device, cpu)) = race else {
-            unreachable!("checked above")
-        };
         let frame = (in_info.width() as usize, in_info.height() as usize);
         let settings = self
             .settings

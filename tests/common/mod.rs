@@ -296,40 +296,39 @@ pub fn element_output(content_png: &Path, properties: &str) -> Outcome {
     ))
 }
 
-/// PSNR of the element's output (with `properties`) against `reference.py stylize` with
-/// the transfer model of `role`, for a content photo Pillow-resized to `size` (written as
-/// PNG so both sides read the same pixels) and a style of the default store. Also gives
-/// the element's warnings.
-pub fn compare_with_reference_warnings(
-    content: &str,
-    size: Option<(usize, usize)>,
-    style: &str,
-    long_side: usize,
-    role: &str,
-    properties: &str,
-) -> (f64, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut img = Rgb::load(&shared().join("content").join(content));
-    if let Some((w, h)) = size {
-        let mut out = vec![0u8; w * h * 3];
-        stylize::resample::Resizer::new((img.width, img.height), (w, h)).resize(
-            &img.data,
-            img.width * 3,
-            &mut out,
-            w * 3,
-        );
-        img = Rgb {
-            width: w,
-            height: h,
-            data: out,
-        };
+/// A content photo from `../shared/content`, Pillow-resized to `size` when given.
+pub fn content_photo(name: &str, size: Option<(usize, usize)>) -> Rgb {
+    let img = Rgb::load(&shared().join("content").join(name));
+    let Some((w, h)) = size else {
+        return img;
+    };
+    let mut out = vec![0u8; w * h * 3];
+    stylize::resample::Resizer::new((img.width, img.height), (w, h)).resize(
+        &img.data,
+        img.width * 3,
+        &mut out,
+        w * 3,
+    );
+    Rgb {
+        width: w,
+        height: h,
+        data: out,
     }
-    let content_png = dir.path().join("content.png");
-    img.save_png(&content_png);
+}
+
+/// `reference.py stylize` of `content_png` with a style of the default store, the
+/// transfer model of `role` and a long side, its output written into `dir`.
+pub fn reference_stylize(
+    dir: &Path,
+    content_png: &Path,
+    style: &str,
+    role: &str,
+    long_side: usize,
+) -> Rgb {
     let vector = default_store().get(style).unwrap().vector.clone();
-    let vector_json = dir.path().join("vector.json");
+    let vector_json = dir.join("vector.json");
     std::fs::write(&vector_json, serde_json::to_string(&vector).unwrap()).unwrap();
-    let reference_png = dir.path().join("reference.png");
+    let reference_png = dir.join("reference.png");
     let transfer = model(role);
     let long = long_side.to_string();
     reference(&[
@@ -345,12 +344,30 @@ pub fn compare_with_reference_warnings(
         "--out",
         reference_png.to_str().unwrap(),
     ]);
-    let expected = Rgb::load(&reference_png);
+    Rgb::load(&reference_png)
+}
+
+/// PSNR of the element's output (with `properties`) against `reference.py stylize` with
+/// the transfer model of `role`, for a content photo Pillow-resized to `size` (written as
+/// PNG so both sides read the same pixels) and a style of the default store, with the
+/// element's warnings.
+pub fn compare_with_reference(
+    content: &str,
+    size: Option<(usize, usize)>,
+    style: &str,
+    long_side: usize,
+    role: &str,
+    properties: &str,
+) -> (f64, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let content_png = dir.path().join("content.png");
+    content_photo(content, size).save_png(&content_png);
+    let expected = reference_stylize(dir.path(), &content_png, style, role, long_side);
     let out = element_output(
         &content_png,
         &format!(
             "style={style} inference-size={long_side} model={} {properties}",
-            transfer.display()
+            model(role).display()
         ),
     );
     assert!(out.errors.is_empty(), "{properties}: {:?}", out.errors);
@@ -359,16 +376,4 @@ pub fn compare_with_reference_warnings(
         psnr(&expected, &Rgb::from_sample(&out.samples[0])),
         out.warnings,
     )
-}
-
-/// [`compare_with_reference_warnings`] without the warnings.
-pub fn compare_with_reference(
-    content: &str,
-    size: Option<(usize, usize)>,
-    style: &str,
-    long_side: usize,
-    role: &str,
-    properties: &str,
-) -> f64 {
-    compare_with_reference_warnings(content, size, style, long_side, role, properties).0
 }
