@@ -1,0 +1,525 @@
+//! The part of a graph rewrite that every rewrite shares: new tensors, buffers,
+//! operator codes and operators numbered after the old ones, old operators with new
+//! inputs, new graph inputs and outputs, and writing it all in front of the old file
+//! ([`super::prefix`]).
+//!
+//! The rewrites themselves ([`super::reflect_pad`], [`super::steady_stats`]) decide
+//! what to add; this module knows only the flatbuffer tables.
+
+use std::collections::HashMap;
+
+use super::prefix::{Field, Label, Prefix, Target};
+use super::{builtin_codes, ModelError, Result, Table};
+use super::{
+    MODEL_BUFFERS, MODEL_OPERATOR_CODES, MODEL_SUBGRAPHS, OPCODE_BUILTIN,
+    OPCODE_DEPRECATED_BUILTIN, OPERATOR_INPUTS, OPERATOR_OPCODE_INDEX, SUBGRAPH_INPUTS,
+    SUBGRAPH_OPERATORS, SUBGRAPH_TENSORS, TENSOR_BUFFER, TENSOR_SHAPE, TENSOR_TYPE,
+    TENSOR_TYPE_INT32,
+};
+
+pub(super) const TENSOR_TYPE_FLOAT32: i8 = 0;
+pub(super) const TENSOR_NAME: usize = 3;
+pub(super) const OPERATOR_OUTPUTS: usize = 2;
+pub(super) const OPERATOR_OPTIONS_TYPE: usize = 3;
+pub(super) const OPERATOR_OPTIONS: usize = 4;
+pub(super) const SUBGRAPH_OUTPUTS: usize = 2;
+
+const MODEL_VERSION: usize = 0;
+const MODEL_DESCRIPTION: usize = 3;
+const MODEL_METADATA_BUFFER: usize = 5;
+const MODEL_METADATA: usize = 6;
+const MODEL_SIGNATURE_DEFS: usize = 7;
+const SUBGRAPH_NAME: usize = 4;
+const SUBGRAPH_DEBUG_METADATA: usize = 5;
+const BUFFER_DATA: usize = 0;
+const BUFFER_OFFSET: usize = 1;
+const TENSOR_QUANTIZATION: usize = 4;
+const OPERATOR_CUSTOM_OPTIONS: usize = 5;
+const OPERATOR_CUSTOM_OPTIONS_FORMAT: usize = 6;
+const OPERATOR_MUTATING_VARIABLE_INPUTS: usize = 7;
+const OPERATOR_INTERMEDIATES: usize = 8;
+const OPERATOR_LARGE_CUSTOM_OPTIONS_OFFSET: usize = 9;
+const OPERATOR_DEBUG_METADATA_INDEX: usize = 13;
+const OPCODE_VERSION: usize = 2;
+const CONCAT_AXIS: usize = 0;
+/// The byte-sized builtin code field holds codes up to this; larger ones say it.
+const PLACEHOLDER_FOR_GREATER_OP_CODES: i32 = 127;
+
+/// A builtin operator's options table, by its BuiltinOptions union type.
+#[derive(Clone, Copy)]
+pub(super) enum Options {
+    /// A table with no fields set (all defaults), of this union type.
+    Empty(u8),
+    /// ConcatenationOptions with this axis.
+    Concatenation(i32),
+}
+
+const OPTIONS_CONCATENATION: u8 = 10;
+
+struct NewTensor {
+    shape: Vec<i32>,
+    ty: u8,
+    buffer: u32,
+    name: String,
+    /// The quantization table of an old tensor, shared.
+    quantization: Option<usize>,
+}
+
+pub(super) struct NewOp {
+    opcode: u32,
+    inputs: Vec<i32>,
+    outputs: Vec<i32>,
+    options: Options,
+}
+
+pub(super) enum Op {
+    Old(usize),
+    New(NewOp),
+    /// An old operator (table position) reading other inputs.
+    Rewired(usize, Vec<i32>),
+}
+
+/// A rewrite in progress: the old graph, and what is added to it.
+pub(super) struct Rewrite<'a> {
+    bytes: &'a [u8],
+    model: Table<'a>,
+    graphs: Vec<Table<'a>>,
+    old_codes: Vec<Table<'a>>,
+    old_buffers: Vec<Table<'a>>,
+    pub old_tensors: Vec<Table<'a>>,
+    pub old_ops: Vec<Table<'a>>,
+    /// The builtin operator of each old operator code.
+    pub codes: Vec<i32>,
+    new_codes: Vec<i32>,
+    tensors: Vec<NewTensor>,
+    buffers: Vec<Vec<u8>>,
+    constants: HashMap<Vec<i32>, i32>,
+    /// New graph inputs and outputs, after the old ones.
+    pub extra_inputs: Vec<i32>,
+    pub extra_outputs: Vec<i32>,
+}
+
+impl<'a> Rewrite<'a> {
+    /// Opens `bytes` for a rewrite of its main graph; None for a model whose layout a
+    /// rewrite would break (data after the flatbuffer, large custom options).
+    pub fn open(bytes: &'a [u8]) -> Result<Option<Rewrite<'a>>> {
+        let model = Table::root(bytes)?;
+        let codes = builtin_codes(model)?;
+        let old_codes = model.table_vector(MODEL_OPERATOR_CODES)?;
+        let old_buffers = model.table_vector(MODEL_BUFFERS)?;
+        let graphs = model.table_vector(MODEL_SUBGRAPHS)?;
+        let graph = *graphs.first().ok_or(ModelError::Malformed("no subgraph"))?;
+        let old_tensors = graph.table_vector(SUBGRAPH_TENSORS)?;
+        let old_ops = graph.table_vector(SUBGRAPH_OPERATORS)?;
+        // Data placed after the flatbuffer is found by absolute file offsets (models over
+        // 2 GB), which moving the file would break.
+        for buffer in &old_buffers {
+            if let Some(at) = buffer.field(BUFFER_OFFSET)? {
+                let offset = buffer.buf.u32(at)? as u64 | (buffer.buf.u32(at + 4)? as u64) << 32;
+                if offset > 1 {
+                    return Ok(None);
+                }
+            }
+        }
+        for op in &old_ops {
+            if op.field(OPERATOR_LARGE_CUSTOM_OPTIONS_OFFSET)?.is_some() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(Rewrite {
+            bytes,
+            model,
+            graphs,
+            old_codes,
+            old_buffers,
+            old_tensors,
+            old_ops,
+            codes,
+            new_codes: Vec::new(),
+            tensors: Vec::new(),
+            buffers: Vec::new(),
+            constants: HashMap::new(),
+            extra_inputs: Vec::new(),
+            extra_outputs: Vec::new(),
+        }))
+    }
+
+    /// The builtin operator of old operator `op`.
+    pub fn builtin(&self, op: Table) -> Result<i32> {
+        self.codes
+            .get(op.u32_or(OPERATOR_OPCODE_INDEX, 0)? as usize)
+            .copied()
+            .ok_or(ModelError::Malformed("opcode index out of range"))
+    }
+
+    /// The operator code index for `builtin`, added when the model has none.
+    pub fn code_index(&mut self, builtin: i32) -> u32 {
+        if let Some(i) = self.codes.iter().position(|&c| c == builtin) {
+            return i as u32;
+        }
+        if let Some(i) = self.new_codes.iter().position(|&c| c == builtin) {
+            return (self.codes.len() + i) as u32;
+        }
+        self.new_codes.push(builtin);
+        (self.codes.len() + self.new_codes.len() - 1) as u32
+    }
+
+    fn added(&self, tensor: i32) -> Result<Option<&NewTensor>> {
+        match usize::try_from(tensor)
+            .ok()
+            .and_then(|i| i.checked_sub(self.old_tensors.len()))
+        {
+            Some(i) => self
+                .tensors
+                .get(i)
+                .map(Some)
+                .ok_or(ModelError::Malformed("tensor index out of range")),
+            None => Ok(None),
+        }
+    }
+
+    pub fn old(&self, tensor: i32) -> Result<Table<'a>> {
+        usize::try_from(tensor)
+            .ok()
+            .and_then(|i| self.old_tensors.get(i).copied())
+            .ok_or(ModelError::Malformed("tensor index out of range"))
+    }
+
+    pub fn shape(&self, tensor: i32) -> Result<Vec<i32>> {
+        match self.added(tensor)? {
+            Some(t) => Ok(t.shape.clone()),
+            None => self.old(tensor)?.i32_vector(TENSOR_SHAPE),
+        }
+    }
+
+    pub fn tensor_type(&self, tensor: i32) -> Result<u8> {
+        match self.added(tensor)? {
+            Some(t) => Ok(t.ty),
+            None => Ok(self.old(tensor)?.i8_or(TENSOR_TYPE, 0)? as u8),
+        }
+    }
+
+    /// The constant int32 or int64 data of old tensor `tensor` as int32 values.
+    pub fn constant_i32s(&self, tensor: i32) -> Result<Option<Vec<i32>>> {
+        const TENSOR_TYPE_INT64: i8 = 4;
+        let tensor = self.old(tensor)?;
+        let Some(buffer) = self
+            .old_buffers
+            .get(tensor.u32_or(TENSOR_BUFFER, 0)? as usize)
+        else {
+            return Ok(None);
+        };
+        let Some(data) = buffer.vector(BUFFER_DATA)? else {
+            return Ok(None);
+        };
+        let bytes = buffer
+            .buf
+            .0
+            .get(data.data..data.data + data.len)
+            .ok_or(ModelError::Malformed("buffer out of range"))?;
+        Ok(match tensor.i8_or(TENSOR_TYPE, 0)? {
+            TENSOR_TYPE_INT32 => Some(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            ),
+            TENSOR_TYPE_INT64 => bytes
+                .chunks_exact(8)
+                .map(|b| i32::try_from(i64::from_le_bytes(b.try_into().expect("8 bytes"))).ok())
+                .collect(),
+            _ => None,
+        })
+    }
+
+    /// A new activation (no data).
+    pub fn tensor(&mut self, shape: Vec<i32>, ty: u8, name: String) -> i32 {
+        self.push_tensor(NewTensor {
+            shape,
+            ty,
+            buffer: 0,
+            name,
+            quantization: None,
+        })
+    }
+
+    /// A new activation quantized as old tensor `like`.
+    pub fn quantized_like(&mut self, like: i32, name: String) -> Result<i32> {
+        let old = self.old(like)?;
+        let quantization = old.target(TENSOR_QUANTIZATION)?;
+        Ok(self.push_tensor(NewTensor {
+            shape: old.i32_vector(TENSOR_SHAPE)?,
+            ty: old.i8_or(TENSOR_TYPE, 0)? as u8,
+            buffer: 0,
+            name,
+            quantization,
+        }))
+    }
+
+    fn push_tensor(&mut self, t: NewTensor) -> i32 {
+        self.tensors.push(t);
+        (self.old_tensors.len() + self.tensors.len() - 1) as i32
+    }
+
+    /// A constant int32 vector, shared by every user of the same values.
+    pub fn constant(&mut self, values: Vec<i32>, name: &str) -> i32 {
+        if let Some(&t) = self.constants.get(&values) {
+            return t;
+        }
+        let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.buffers.push(data);
+        let buffer = (self.old_buffers.len() + self.buffers.len() - 1) as u32;
+        let name = format!("{name}/const{}", self.constants.len());
+        let t = self.push_tensor(NewTensor {
+            shape: vec![values.len() as i32],
+            ty: TENSOR_TYPE_INT32 as u8,
+            buffer,
+            name,
+            quantization: None,
+        });
+        self.constants.insert(values, t);
+        t
+    }
+
+    pub fn op(
+        &mut self,
+        builtin: i32,
+        inputs: Vec<i32>,
+        outputs: Vec<i32>,
+        options: Options,
+    ) -> Op {
+        Op::New(NewOp {
+            opcode: self.code_index(builtin),
+            inputs,
+            outputs,
+            options,
+        })
+    }
+
+    /// The model with `ops` as its main graph's operators, written in front of the old
+    /// file.
+    pub fn write(&self, ops: &[Op]) -> Result<Vec<u8>> {
+        let (bytes, model) = (self.bytes, self.model);
+        let identifier: [u8; 4] = bytes
+            .get(4..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(ModelError::Malformed("no file identifier"))?;
+        let (mut p, root) = Prefix::new(identifier);
+        let (codes_vec, graphs_vec, buffers_vec) = (p.label(), p.label(), p.label());
+
+        let mut fields = Vec::new();
+        for slot in model.present_slots()? {
+            fields.push((
+                slot,
+                match slot {
+                    MODEL_VERSION => Field::U32(model.u32_or(MODEL_VERSION, 0)?),
+                    MODEL_OPERATOR_CODES => Field::Ref(Target::New(codes_vec)),
+                    MODEL_SUBGRAPHS => Field::Ref(Target::New(graphs_vec)),
+                    MODEL_BUFFERS => Field::Ref(Target::New(buffers_vec)),
+                    MODEL_DESCRIPTION
+                    | MODEL_METADATA_BUFFER
+                    | MODEL_METADATA
+                    | MODEL_SIGNATURE_DEFS => Field::Ref(Target::Old(old_target(model, slot)?)),
+                    _ => return Err(ModelError::Malformed("model field unknown to the rewrite")),
+                },
+            ));
+        }
+        p.table(root, &fields);
+
+        let code_labels: Vec<Label> = self.new_codes.iter().map(|_| p.label()).collect();
+        let mut items: Vec<Target> = self.old_codes.iter().map(|t| Target::Old(t.pos)).collect();
+        items.extend(code_labels.iter().map(|&l| Target::New(l)));
+        p.ref_vector(codes_vec, &items);
+        for (&code, &label) in self.new_codes.iter().zip(&code_labels) {
+            p.table(
+                label,
+                &[
+                    (
+                        OPCODE_DEPRECATED_BUILTIN,
+                        Field::U8(code.min(PLACEHOLDER_FOR_GREATER_OP_CODES) as u8),
+                    ),
+                    (OPCODE_VERSION, Field::U32(1)),
+                    (OPCODE_BUILTIN, Field::U32(code as u32)),
+                ],
+            );
+        }
+
+        let graph = self.graphs[0];
+        let graph_label = p.label();
+        let mut items = vec![Target::New(graph_label)];
+        items.extend(self.graphs[1..].iter().map(|g| Target::Old(g.pos)));
+        p.ref_vector(graphs_vec, &items);
+
+        let (tensors_vec, ops_vec) = (p.label(), p.label());
+        let (inputs_vec, outputs_vec) = (p.label(), p.label());
+        let mut fields = Vec::new();
+        for slot in graph.present_slots()? {
+            fields.push((
+                slot,
+                match slot {
+                    SUBGRAPH_TENSORS => Field::Ref(Target::New(tensors_vec)),
+                    SUBGRAPH_OPERATORS => Field::Ref(Target::New(ops_vec)),
+                    SUBGRAPH_DEBUG_METADATA => Field::U32(graph.u32_or(slot, 0)?),
+                    SUBGRAPH_INPUTS if !self.extra_inputs.is_empty() => {
+                        Field::Ref(Target::New(inputs_vec))
+                    }
+                    SUBGRAPH_OUTPUTS if !self.extra_outputs.is_empty() => {
+                        Field::Ref(Target::New(outputs_vec))
+                    }
+                    SUBGRAPH_INPUTS | SUBGRAPH_OUTPUTS | SUBGRAPH_NAME => {
+                        Field::Ref(Target::Old(old_target(graph, slot)?))
+                    }
+                    _ => {
+                        return Err(ModelError::Malformed(
+                            "subgraph field unknown to the rewrite",
+                        ))
+                    }
+                },
+            ));
+        }
+        p.table(graph_label, &fields);
+        for (label, slot, extra) in [
+            (inputs_vec, SUBGRAPH_INPUTS, &self.extra_inputs),
+            (outputs_vec, SUBGRAPH_OUTPUTS, &self.extra_outputs),
+        ] {
+            if !extra.is_empty() {
+                let mut all = graph.i32_vector(slot)?;
+                all.extend(extra);
+                p.i32_vector(label, &all);
+            }
+        }
+
+        let tensor_labels: Vec<Label> = self.tensors.iter().map(|_| p.label()).collect();
+        let mut items: Vec<Target> = self
+            .old_tensors
+            .iter()
+            .map(|t| Target::Old(t.pos))
+            .collect();
+        items.extend(tensor_labels.iter().map(|&l| Target::New(l)));
+        p.ref_vector(tensors_vec, &items);
+        for (t, &label) in self.tensors.iter().zip(&tensor_labels) {
+            let (shape, name) = (p.label(), p.label());
+            let mut fields = vec![
+                (TENSOR_SHAPE, Field::Ref(Target::New(shape))),
+                (TENSOR_TYPE, Field::U8(t.ty)),
+                (TENSOR_NAME, Field::Ref(Target::New(name))),
+            ];
+            if t.buffer != 0 {
+                fields.push((TENSOR_BUFFER, Field::U32(t.buffer)));
+            }
+            if let Some(q) = t.quantization {
+                fields.push((TENSOR_QUANTIZATION, Field::Ref(Target::Old(q))));
+            }
+            p.table(label, &fields);
+            p.i32_vector(shape, &t.shape);
+            p.string(name, &t.name);
+        }
+
+        let op_labels: Vec<Option<Label>> = ops
+            .iter()
+            .map(|op| (!matches!(op, Op::Old(_))).then(|| p.label()))
+            .collect();
+        let items: Vec<Target> = ops
+            .iter()
+            .zip(&op_labels)
+            .map(|(op, label)| match (op, label) {
+                (Op::Old(pos), _) => Target::Old(*pos),
+                (_, Some(l)) => Target::New(*l),
+                (_, None) => unreachable!("every new op has a label"),
+            })
+            .collect();
+        p.ref_vector(ops_vec, &items);
+        for (op, label) in ops.iter().zip(op_labels) {
+            match (op, label) {
+                (Op::New(op), Some(label)) => write_new_op(&mut p, label, op),
+                (Op::Rewired(pos, inputs), Some(label)) => {
+                    let old = Table {
+                        buf: model.buf,
+                        pos: *pos,
+                    };
+                    write_rewired_op(&mut p, label, old, inputs)?
+                }
+                _ => {}
+            }
+        }
+
+        let buffer_labels: Vec<Label> = self.buffers.iter().map(|_| p.label()).collect();
+        let mut items: Vec<Target> = self
+            .old_buffers
+            .iter()
+            .map(|b| Target::Old(b.pos))
+            .collect();
+        items.extend(buffer_labels.iter().map(|&l| Target::New(l)));
+        p.ref_vector(buffers_vec, &items);
+        for (data, &label) in self.buffers.iter().zip(&buffer_labels) {
+            let vector = p.label();
+            p.table(label, &[(BUFFER_DATA, Field::Ref(Target::New(vector)))]);
+            p.byte_vector(vector, data);
+        }
+        p.finish(bytes)
+    }
+}
+
+fn write_new_op(p: &mut Prefix, label: Label, op: &NewOp) {
+    let (inputs, outputs, options) = (p.label(), p.label(), p.label());
+    let options_type = match op.options {
+        Options::Empty(ty) => ty,
+        Options::Concatenation(_) => OPTIONS_CONCATENATION,
+    };
+    p.table(
+        label,
+        &[
+            (OPERATOR_OPCODE_INDEX, Field::U32(op.opcode)),
+            (OPERATOR_INPUTS, Field::Ref(Target::New(inputs))),
+            (OPERATOR_OUTPUTS, Field::Ref(Target::New(outputs))),
+            (OPERATOR_OPTIONS_TYPE, Field::U8(options_type)),
+            (OPERATOR_OPTIONS, Field::Ref(Target::New(options))),
+        ],
+    );
+    p.i32_vector(inputs, &op.inputs);
+    p.i32_vector(outputs, &op.outputs);
+    match op.options {
+        Options::Concatenation(axis) => p.table(options, &[(CONCAT_AXIS, Field::U32(axis as u32))]),
+        Options::Empty(_) => p.table(options, &[]),
+    }
+}
+
+/// A copy of operator `old` whose inputs are `inputs`; every other field refers to the
+/// old one's.
+fn write_rewired_op(p: &mut Prefix, label: Label, old: Table, inputs: &[i32]) -> Result<()> {
+    let inputs_label = p.label();
+    let mut fields = Vec::new();
+    for slot in old.present_slots()? {
+        fields.push((
+            slot,
+            match slot {
+                OPERATOR_OPCODE_INDEX | OPERATOR_DEBUG_METADATA_INDEX => {
+                    Field::U32(old.u32_or(slot, 0)?)
+                }
+                OPERATOR_INPUTS => Field::Ref(Target::New(inputs_label)),
+                OPERATOR_OPTIONS_TYPE | OPERATOR_CUSTOM_OPTIONS_FORMAT => {
+                    Field::U8(old.i8_or(slot, 0)? as u8)
+                }
+                OPERATOR_OUTPUTS
+                | OPERATOR_OPTIONS
+                | OPERATOR_CUSTOM_OPTIONS
+                | OPERATOR_MUTATING_VARIABLE_INPUTS
+                | OPERATOR_INTERMEDIATES => Field::Ref(Target::Old(old_target(old, slot)?)),
+                _ => {
+                    return Err(ModelError::Malformed(
+                        "operator field unknown to the rewrite",
+                    ))
+                }
+            },
+        ));
+    }
+    p.table(label, &fields);
+    p.i32_vector(inputs_label, inputs);
+    Ok(())
+}
+
+fn old_target(table: Table, slot: usize) -> Result<usize> {
+    table
+        .target(slot)?
+        .ok_or(ModelError::Malformed("field vanished"))
+}
