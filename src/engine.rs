@@ -485,6 +485,22 @@ impl Engine {
         height: usize,
         vector: &StyleVector,
     ) -> Result<(), EngineError> {
+        self.stylize_with(frame, stride, width, height, vector, |_, _, _| {})
+    }
+
+    /// As [`Engine::stylize`], and `between` sees the network's input and may change
+    /// its output before it is scaled back to the frame: both packed RGB (rows
+    /// `3 * width` bytes) at the inference size `(width, height)`. The deflicker runs
+    /// here.
+    pub fn stylize_with(
+        &mut self,
+        frame: &mut [u8],
+        stride: usize,
+        width: usize,
+        height: usize,
+        vector: &StyleVector,
+        between: impl FnOnce(&[u8], &mut [u8], (usize, usize)),
+    ) -> Result<(), EngineError> {
         let (iw, ih) = self.prepare(width, height)?;
         let mut path = self.frame.take().expect("prepared");
         let result = (|| {
@@ -504,6 +520,7 @@ impl Engine {
                     *o = to_u8(v);
                 }
             })?;
+            between(&path.small_in, &mut path.small_out, (iw, ih));
             path.up.resize(&path.small_out, iw * 3, frame, stride);
             Ok(())
         })();

@@ -3,6 +3,7 @@
 //! - [`litert`]: our FFI over `libLiteRt.so`, loaded at run time;
 //! - [`tflite`]: the flatbuffer patch that gives the transfer network other sizes;
 //! - [`engine`]: the transfer and prediction networks around a frame;
+//! - [`deflicker`]: the temporal hold that keeps a fixed camera's painting still;
 //! - [`auto`]: what `accelerator=auto` picks, by measurement;
 //! - [`vulkan`]: the machine's Vulkan devices, so `auto` never picks a software one;
 //! - [`resample`]: Pillow-compatible bilinear resizing;
@@ -13,6 +14,7 @@
 
 pub mod auto;
 pub mod daemon;
+pub mod deflicker;
 pub mod element;
 pub mod engine;
 pub mod litert;

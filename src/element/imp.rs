@@ -9,7 +9,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use super::pool::{Job, Pool, PoolHandle, Sink};
+use super::pool::{Fade, Job, Pool, PoolHandle, Sink};
 use crate::auto::{self, AutoChoice};
 use crate::engine::{default_threads, Accelerator, Engine, EngineConfig};
 use crate::litert::Hardware;
@@ -44,6 +44,8 @@ const DEFAULT_STYLE: &str = "monet";
 const DEFAULT_INFERENCE_SIZE: u32 = 384;
 const DEFAULT_BLEND: f64 = 0.0;
 const DEFAULT_BLEND_INTERVAL: u32 = 30;
+const DEFAULT_DEFLICKER: f64 = crate::deflicker::DEFAULT_STRENGTH;
+const DEFAULT_TRANSITION_MS: u32 = 0;
 
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
 #[repr(u32)]
@@ -84,6 +86,8 @@ struct Settings {
     inference_size: u32,
     blend: f64,
     blend_interval: u32,
+    deflicker: f64,
+    transition_ms: u32,
     parallel_frames: u32,
     /// Set when `store` is assigned while running: the next frame re-reads it.
     store_changed: bool,
@@ -102,6 +106,8 @@ impl Default for Settings {
             inference_size: DEFAULT_INFERENCE_SIZE,
             blend: DEFAULT_BLEND,
             blend_interval: DEFAULT_BLEND_INTERVAL,
+            deflicker: DEFAULT_DEFLICKER,
+            transition_ms: DEFAULT_TRANSITION_MS,
             parallel_frames: 0,
             store_changed: false,
         }
@@ -112,6 +118,10 @@ struct State {
     store: Store,
     style_id: String,
     style_vector: StyleVector,
+    /// The style vector over stream time: a fade after a switch with `transition-ms`.
+    fade: Option<Fade>,
+    /// Frames handed over since the frame's own vector (for `blend`) was recomputed.
+    frames_since_own_vector: u32,
     info: Option<Arc<gst_video::VideoInfo>>,
     /// None until the first caps when `auto` races a GPU against the CPU.
     pool: Option<Pool>,
@@ -254,6 +264,21 @@ impl ObjectImpl for Stylize {
                     .default_value(DEFAULT_BLEND_INTERVAL)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecDouble::builder("deflicker")
+                    .nick("Deflicker")
+                    .blurb("Temporal stability: where the camera image did not change (by less than about 2 x deflicker luma levels, blurred), keep the previous painting instead of a freshly painted one, so a fixed camera's picture does not shimmer. 0 paints every frame on its own. Moving parts, scene cuts, style switches, caps changes and flushes are always painted afresh")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_DEFLICKER)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("transition-ms")
+                    .nick("Transition")
+                    .blurb("A style switch cross-fades the style vector over this many milliseconds of stream time (buffer timestamps); with blend > 0, a recomputed frame vector fades in the same way. 0 switches at the next frame")
+                    .maximum(60_000)
+                    .default_value(DEFAULT_TRANSITION_MS)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("parallel-frames")
                     .nick("Parallel frames")
                     .blurb("Frames stylized at once, each by its own engine, output in order (0: one per core on the CPU, up to 4; one on the GPU). More raise throughput and latency")
@@ -317,6 +342,8 @@ impl ObjectImpl for Stylize {
             "blend-interval" => {
                 settings.blend_interval = value.get().expect("type checked upstream")
             }
+            "deflicker" => settings.deflicker = value.get().expect("type checked upstream"),
+            "transition-ms" => settings.transition_ms = value.get().expect("type checked upstream"),
             "parallel-frames" => {
                 settings.parallel_frames = value.get().expect("type checked upstream")
             }
@@ -344,6 +371,8 @@ impl ObjectImpl for Stylize {
             "inference-size" => settings.inference_size.to_value(),
             "blend" => settings.blend.to_value(),
             "blend-interval" => settings.blend_interval.to_value(),
+            "deflicker" => settings.deflicker.to_value(),
+            "transition-ms" => settings.transition_ms.to_value(),
             "parallel-frames" => settings.parallel_frames.to_value(),
             "active-accelerator" => {
                 let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
@@ -473,6 +502,8 @@ impl BaseTransformImpl for Stylize {
             store,
             style_id,
             style_vector,
+            fade: None,
+            frames_since_own_vector: 0,
             info: None,
             pool,
             race,
@@ -531,7 +562,7 @@ impl BaseTransformImpl for Stylize {
         };
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let (switch_to, blend, blend_interval) = {
+        let (switch_to, blend, blend_interval, deflicker, transition) = {
             let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
             if std::mem::take(&mut s.store_changed) {
                 let path = s.store.clone().unwrap_or_else(paths::default_store);
@@ -551,7 +582,13 @@ impl BaseTransformImpl for Stylize {
             }
             // Clone the id only when it changed, so the streaming path stays allocation-free.
             let switch_to = (s.style != state.style_id).then(|| s.style.clone());
-            (switch_to, s.blend as f32, s.blend_interval)
+            (
+                switch_to,
+                s.blend as f32,
+                s.blend_interval,
+                s.deflicker as f32,
+                Duration::from_millis(s.transition_ms as u64),
+            )
         };
         if let Some(style) = switch_to {
             let Some(found) = state.store.get(&style) else {
@@ -564,10 +601,36 @@ impl BaseTransformImpl for Stylize {
             };
             state.style_vector.copy_from_slice(&found.vector);
             state.style_id = style;
+            // A fade starts from where the picture is now, at this frame.
+            state.fade = match &state.fade {
+                Some(fade) if !transition.is_zero() => Some(Fade {
+                    from: fade.at(buffer.pts()),
+                    to: state.style_vector,
+                    start: buffer.pts(),
+                    duration: transition,
+                }),
+                _ => None,
+            };
             gst::debug!(CAT, imp = self, "switched to style {}", state.style_id);
         }
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        let vector = state.style_vector;
+        let pts = buffer.pts();
+        let fade = state
+            .fade
+            .get_or_insert_with(|| Fade::settled(state.style_vector));
+        let vector = fade.at(pts);
+        if fade.done(pts) {
+            *fade = Fade::settled(vector);
+        }
+        let refresh_own_vector = blend > 0.0
+            && state
+                .frames_since_own_vector
+                .is_multiple_of(blend_interval.max(1));
+        state.frames_since_own_vector = if refresh_own_vector {
+            1
+        } else {
+            state.frames_since_own_vector.wrapping_add(1)
+        };
         let pool = state.pool.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
         pool.submit(|seq| Job {
             seq,
@@ -575,7 +638,10 @@ impl BaseTransformImpl for Stylize {
             info,
             vector,
             blend,
-            blend_interval,
+            refresh_own_vector,
+            deflicker,
+            transition,
+            pts,
             submitted: Instant::now(),
         })?;
         Ok(GenerateOutputSuccess::NoOutput)
@@ -624,6 +690,12 @@ impl VideoFilterImpl for Stylize {
             in_info.format()
         );
         state.info = Some(Arc::new(in_info.clone()));
+        // New caps start the temporal state afresh (frames in flight were drained
+        // before the caps event).
+        state.frames_since_own_vector = 0;
+        if let Some(pool) = &state.pool {
+            pool.handle().reset_temporal();
+        }
         let Some((config, device, cpu)) = state.race.take() else {
             return match state.pool {
                 Some(_) => Ok(()),

@@ -1,6 +1,11 @@
 //! Frame-level parallelism for the element: N workers, each with its own engine, stylize
 //! alternate frames; an output thread pushes the results in input order. The streaming
 //! thread only hands frames over, and waits when N frames are already in flight.
+//!
+//! The deflicker needs the previous frame's output, so that one step runs in input
+//! order: a worker whose painting is ready waits for its turn ([`Temporal`]), blends,
+//! and passes the turn on. The network runs in parallel as before; only the blend, a
+//! small fraction of a frame, is serial.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -9,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use gst_video::prelude::*;
 
+use crate::deflicker::Deflicker;
 use crate::engine::{blend_vectors, Engine};
 use crate::StyleVector;
 
@@ -19,7 +25,13 @@ pub struct Job {
     pub info: Arc<gst_video::VideoInfo>,
     pub vector: StyleVector,
     pub blend: f32,
-    pub blend_interval: u32,
+    /// Recompute the frame's own vector (for `blend`) from this frame.
+    pub refresh_own_vector: bool,
+    /// The element's `deflicker` strength, 0..1.
+    pub deflicker: f32,
+    /// How long the frame's own vector takes to fade to a recomputed one.
+    pub transition: Duration,
+    pub pts: Option<gst::ClockTime>,
     pub submitted: Instant,
 }
 
@@ -49,11 +61,124 @@ struct Slots {
 struct Shared {
     slots: Mutex<Slots>,
     changed: Condvar,
+    temporal: Mutex<Temporal>,
+    turn: Condvar,
+    own_vector: Mutex<Option<Fade>>,
+}
+
+/// The state that runs in input order: whose turn it is, and the deflicker.
+struct Temporal {
+    next: u64,
+    deflicker: Deflicker,
+    shutdown: bool,
+}
+
+/// How early (ns) a frame may come and still end a fade; see [`Fade::progress`].
+const PTS_ROUNDING_NS: u64 = 1_000;
+
+/// A linear fade between two style vectors over stream time.
+#[derive(Clone, Copy)]
+pub struct Fade {
+    pub from: StyleVector,
+    pub to: StyleVector,
+    pub start: Option<gst::ClockTime>,
+    pub duration: Duration,
+}
+
+impl Fade {
+    /// A fade that is already over.
+    pub fn settled(to: StyleVector) -> Fade {
+        Fade {
+            from: to,
+            to,
+            start: None,
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// The fraction of the way from `from` to `to` at `pts`: 1 when the fade has no
+    /// length or the time is unknown, 0 before its start.
+    pub fn progress(&self, pts: Option<gst::ClockTime>) -> f32 {
+        match (self.start, pts) {
+            (Some(start), Some(pts)) if !self.duration.is_zero() => {
+                let elapsed = pts.nseconds().saturating_sub(start.nseconds());
+                let duration = self.duration.as_nanos() as u64;
+                // Timestamps from a frame rate are rounded to the nanosecond, so the
+                // frame that ends a fade of whole frames may come a few ns early.
+                if elapsed + PTS_ROUNDING_NS >= duration {
+                    return 1.0;
+                }
+                (elapsed as f64 / duration as f64) as f32
+            }
+            _ => 1.0,
+        }
+    }
+
+    pub fn at(&self, pts: Option<gst::ClockTime>) -> StyleVector {
+        let t = self.progress(pts);
+        if t >= 1.0 {
+            return self.to;
+        }
+        let mut v = self.from;
+        for (o, &b) in v.iter_mut().zip(&self.to) {
+            *o += t * (b - *o);
+        }
+        v
+    }
+
+    /// Whether the fade is over at `pts`.
+    pub fn done(&self, pts: Option<gst::ClockTime>) -> bool {
+        self.progress(pts) >= 1.0
+    }
 }
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for frame `seq`'s turn in input order, runs `step` on the deflicker
+    /// (`None` when the pool is shutting down) and passes the turn on. Every frame
+    /// takes its turn exactly once, failed ones too, or later frames would wait for
+    /// ever.
+    fn in_turn<R>(&self, seq: u64, step: impl FnOnce(Option<&mut Deflicker>) -> R) -> R {
+        let mut t = self.temporal.lock().unwrap_or_else(|e| e.into_inner());
+        while t.next < seq && !t.shutdown {
+            t = self.turn.wait(t).unwrap_or_else(|e| e.into_inner());
+        }
+        let r = if t.shutdown {
+            step(None)
+        } else {
+            step(Some(&mut t.deflicker))
+        };
+        t.next = t.next.max(seq + 1);
+        self.turn.notify_all();
+        r
+    }
+
+    /// The frame's own vector at `pts` (for `blend`), if one was computed yet.
+    fn own_vector(&self, pts: Option<gst::ClockTime>) -> Option<StyleVector> {
+        let own = self.own_vector.lock().unwrap_or_else(|e| e.into_inner());
+        own.as_ref().map(|f| f.at(pts))
+    }
+
+    /// Starts the fade to a recomputed own vector from where the old one is at `pts`.
+    fn refresh_own_vector(
+        &self,
+        fresh: StyleVector,
+        pts: Option<gst::ClockTime>,
+        duration: Duration,
+    ) {
+        let mut own = self.own_vector.lock().unwrap_or_else(|e| e.into_inner());
+        *own = Some(match own.as_ref() {
+            Some(old) => Fade {
+                from: old.at(pts),
+                to: fresh,
+                start: pts,
+                duration,
+            },
+            None => Fade::settled(fresh),
+        });
     }
 }
 
@@ -76,8 +201,7 @@ pub struct Pool {
 struct Worker {
     engine: Engine,
     conversion: Option<(Arc<gst_video::VideoInfo>, Conversion)>,
-    frame_vector: Option<StyleVector>,
-    frames_since_vector: u32,
+    shared: Arc<Shared>,
 }
 
 struct Conversion {
@@ -110,9 +234,19 @@ impl Conversion {
 }
 
 impl Worker {
-    fn process(&mut self, job: Job) -> Result<gst::Buffer, String> {
-        let info = job.info;
-        let mut buffer = job.buffer;
+    fn process(&mut self, job: Job, took_turn: &mut bool) -> Result<gst::Buffer, String> {
+        let Job {
+            seq,
+            mut buffer,
+            info,
+            vector,
+            blend,
+            refresh_own_vector,
+            deflicker,
+            transition,
+            pts,
+            submitted: _,
+        } = job;
         let needs_rgb = info.format() != gst_video::VideoFormat::Rgb;
         if needs_rgb && !matches!(&self.conversion, Some((i, _)) if Arc::ptr_eq(i, &info)) {
             self.conversion = Some((info.clone(), Conversion::new(&info)?));
@@ -120,12 +254,16 @@ impl Worker {
         let mut frame =
             gst_video::VideoFrameRef::from_buffer_ref_writable(buffer.make_mut(), &info)
                 .map_err(|_| "cannot map the frame for writing".to_string())?;
-        let refresh = job.blend > 0.0
-            && (self.frame_vector.is_none() || self.frames_since_vector >= job.blend_interval);
-        let style = Style {
-            vector: &job.vector,
-            blend: job.blend,
-            refresh,
+        let style = FrameStyle {
+            seq,
+            vector,
+            blend,
+            refresh_own_vector,
+            deflicker,
+            transition,
+            pts,
+            shared: &self.shared,
+            took_turn,
         };
         match (needs_rgb, self.conversion.as_mut()) {
             (true, Some((_, conv))) => {
@@ -134,61 +272,73 @@ impl Worker {
                     gst_video::VideoFrameRef::from_buffer_ref_writable(rgb, &conv.rgb_info)
                         .map_err(|_| "cannot map the RGB frame".to_string())?;
                 conv.to_rgb.frame_ref(&frame, &mut rgb_frame);
-                stylize_frame(
-                    &mut self.engine,
-                    &mut self.frame_vector,
-                    &mut rgb_frame,
-                    &style,
-                )?;
+                stylize_frame(&mut self.engine, &mut rgb_frame, style)?;
                 conv.from_rgb.frame_ref(&rgb_frame, &mut frame);
             }
-            _ => stylize_frame(&mut self.engine, &mut self.frame_vector, &mut frame, &style)?,
+            _ => stylize_frame(&mut self.engine, &mut frame, style)?,
         }
-        self.frames_since_vector = if refresh {
-            1
-        } else {
-            self.frames_since_vector + 1
-        };
         drop(frame);
         Ok(buffer)
     }
 }
 
-/// What to apply to one frame.
-struct Style<'a> {
-    vector: &'a StyleVector,
+/// One frame's job, and the pool state it reads and writes.
+struct FrameStyle<'a> {
+    seq: u64,
+    vector: StyleVector,
     blend: f32,
-    /// Recompute the frame's own vector (for blending) from this frame.
-    refresh: bool,
+    refresh_own_vector: bool,
+    deflicker: f32,
+    transition: Duration,
+    pts: Option<gst::ClockTime>,
+    shared: &'a Shared,
+    /// Set once the frame took its deflicker turn.
+    took_turn: &'a mut bool,
 }
 
 /// Stylizes a packed RGB frame in place.
 fn stylize_frame(
     engine: &mut Engine,
-    frame_vector: &mut Option<StyleVector>,
     frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
-    style: &Style,
+    style: FrameStyle,
 ) -> Result<(), String> {
+    let FrameStyle {
+        seq,
+        vector,
+        blend,
+        refresh_own_vector,
+        deflicker,
+        transition,
+        pts,
+        shared,
+        took_turn,
+    } = style;
     let (w, h) = (frame.width() as usize, frame.height() as usize);
     let stride = frame.plane_stride()[0] as usize;
     let data = frame.plane_data_mut(0).map_err(|e| e.to_string())?;
-    let vector = if style.blend > 0.0 {
-        if style.refresh {
-            *frame_vector = Some(
-                engine
-                    .style_vector(data, stride, w, h)
-                    .map_err(|e| e.to_string())?,
-            );
+    let vector = if blend > 0.0 {
+        if refresh_own_vector || shared.own_vector(pts).is_none() {
+            let fresh = engine
+                .style_vector(data, stride, w, h)
+                .map_err(|e| e.to_string())?;
+            shared.refresh_own_vector(fresh, pts, transition);
         }
-        match frame_vector {
-            Some(own) => blend_vectors(style.vector, own, style.blend),
-            None => *style.vector,
+        match shared.own_vector(pts) {
+            Some(own) => blend_vectors(&vector, &own, blend),
+            None => vector,
         }
     } else {
-        *style.vector
+        vector
     };
     engine
-        .stylize(data, stride, w, h, &vector)
+        .stylize_with(data, stride, w, h, &vector, |input, output, size| {
+            shared.in_turn(seq, |state| {
+                if let Some(d) = state {
+                    d.apply(input, output, size, w, &vector, deflicker);
+                }
+            });
+            *took_turn = true;
+        })
         .map_err(|e| e.to_string())
 }
 
@@ -206,6 +356,13 @@ impl Pool {
                 flow: Ok(gst::FlowSuccess::Ok),
             }),
             changed: Condvar::new(),
+            temporal: Mutex::new(Temporal {
+                next: 0,
+                deflicker: Deflicker::new(),
+                shutdown: false,
+            }),
+            turn: Condvar::new(),
+            own_vector: Mutex::new(None),
         });
         let (tx, rx) = sync_channel::<Job>(size);
         let rx = Arc::new(Mutex::new(rx));
@@ -291,8 +448,29 @@ impl PoolHandle {
         }
     }
 
-    /// While flushing, finished frames are dropped and submit refuses new ones.
+    /// The next frame starts the deflicker and the frame's own vector afresh (a caps
+    /// change; a flush does this by itself).
+    pub fn reset_temporal(&self) {
+        self.shared
+            .temporal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .deflicker
+            .reset();
+        *self
+            .shared
+            .own_vector
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// While flushing, finished frames are dropped and submit refuses new ones. A
+    /// flush also forgets the past frames (no ghost of the old position): once it ends,
+    /// after [`PoolHandle::drain`], so frames still in the workers cannot leave theirs.
     pub fn set_flushing(&self, flushing: bool) {
+        if !flushing {
+            self.reset_temporal();
+        }
         let mut slots = self.shared.lock();
         slots.flushing = flushing;
         if !flushing {
@@ -310,6 +488,15 @@ impl Drop for Pool {
             slots.shutdown = true;
             self.shared.changed.notify_all();
         }
+        {
+            let mut t = self
+                .shared
+                .temporal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            t.shutdown = true;
+            self.shared.turn.notify_all();
+        }
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -324,8 +511,7 @@ fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Job>>>, shared: Arc<Shared
     let mut worker = Worker {
         engine,
         conversion: None,
-        frame_vector: None,
-        frames_since_vector: 0,
+        shared: shared.clone(),
     };
     loop {
         let job = {
@@ -338,10 +524,16 @@ fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Job>>>, shared: Arc<Shared
         let seq = job.seq;
         let submitted = job.submitted;
         let started = Instant::now();
-        let outcome = match worker.process(job) {
+        let mut took_turn = false;
+        let outcome = match worker.process(job, &mut took_turn) {
             Ok(buffer) => Outcome::Done(buffer, submitted, started.elapsed()),
             Err(e) => Outcome::Failed(e),
         };
+        if !took_turn {
+            // A frame that failed before its blend still passes the turn on; the next
+            // one starts afresh.
+            shared.in_turn(seq, |d| d.map(Deflicker::reset));
+        }
         let mut slots = shared.lock();
         let n = slots.results.len();
         slots.results[(seq % n as u64) as usize] = Some(outcome);

@@ -288,10 +288,11 @@ pub fn rgb_caps(width: usize, height: usize, fps: i32) -> gst::Caps {
         .build()
 }
 
-/// The element's output for one PNG frame as RGB.
+/// The element's per-frame output (`deflicker=0` unless `properties` says otherwise)
+/// for one PNG frame as RGB.
 pub fn element_output(content_png: &Path, properties: &str) -> Outcome {
     run_pipeline(&format!(
-        "filesrc location={} ! pngdec ! videoconvert ! video/x-raw,format=RGB ! stylize {properties} ! appsink name=sink",
+        "filesrc location={} ! pngdec ! videoconvert ! video/x-raw,format=RGB ! stylize deflicker=0 {properties} ! appsink name=sink",
         content_png.display()
     ))
 }
