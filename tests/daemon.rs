@@ -243,15 +243,28 @@ fn set_style_changes_the_property_and_the_frames_and_list_matches_the_store() {
     let monet2 = shot("m2");
     p.set_style("scream").unwrap();
     assert_eq!(d.proxy().style().unwrap(), "scream");
+    // The daemon's default transition_ms = 500 is 7.5 frames at 15 fps: four frames
+    // on, the picture is on its way; well after, it has arrived.
+    let fading = shot("s0");
+    d.wait_frames(12);
     let scream = shot("s1");
     let same = psnr(&monet1, &monet2);
     let q = psnr(&monet1, &scream);
-    println!("snapshots: same style PSNR {same:.1} dB, after SetStyle {q:.1} dB");
+    let (from_old, to_new) = (psnr(&monet1, &fading), psnr(&fading, &scream));
+    println!(
+        "snapshots: same style PSNR {same:.1} dB, after SetStyle {q:.1} dB, \
+         mid-fade {from_old:.1} dB from the old and {to_new:.1} dB from the new"
+    );
     assert!(
         same > 45.0,
         "the test pattern is static, so frames repeat ({same:.1} dB)"
     );
     assert!(q < 25.0, "SetStyle did not change the frames (PSNR {q:.1})");
+    assert!(
+        from_old < 45.0 && to_new < 45.0 && to_new > q,
+        "SetStyle did not fade: mid-fade snapshot {from_old:.1} dB from the old style, \
+         {to_new:.1} dB from the new"
+    );
 
     p.set_style_property("udnie").unwrap();
     assert_eq!(d.proxy().style().unwrap(), "udnie");

@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub const DEFAULT_PATH: &str = "/etc/stylized/config.toml";
+/// A daemon's style switches fade by default; the element's own default is a cut.
+const DEFAULT_TRANSITION_MS: u32 = 500;
+/// The element's `transition-ms` maximum.
+const MAX_TRANSITION_MS: u32 = 60_000;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +35,10 @@ pub struct SourceConfig {
 pub struct StylizeConfig {
     pub style: String,
     pub blend: f64,
+    /// The element's `deflicker`: 0 paints every frame on its own.
+    pub deflicker: f64,
+    /// A style switch (SetStyle) cross-fades over this much stream time.
+    pub transition_ms: u32,
     /// `auto`, `cpu` or `gpu`.
     pub accelerator: String,
     pub inference_size: u32,
@@ -78,6 +86,8 @@ impl Default for StylizeConfig {
         StylizeConfig {
             style: "monet".into(),
             blend: 0.0,
+            deflicker: crate::deflicker::DEFAULT_STRENGTH,
+            transition_ms: DEFAULT_TRANSITION_MS,
             accelerator: "auto".into(),
             inference_size: 384,
             threads: 0,
@@ -201,6 +211,23 @@ impl Config {
                 format!("is {}, must be between 0 and 1", self.stylize.blend),
             ));
         }
+        if !(0.0..=1.0).contains(&self.stylize.deflicker) {
+            return Err(invalid(
+                "stylize",
+                "deflicker",
+                format!("is {}, must be between 0 and 1", self.stylize.deflicker),
+            ));
+        }
+        if self.stylize.transition_ms > MAX_TRANSITION_MS {
+            return Err(invalid(
+                "stylize",
+                "transition_ms",
+                format!(
+                    "is {}, must be at most {MAX_TRANSITION_MS} (a minute)",
+                    self.stylize.transition_ms
+                ),
+            ));
+        }
         if !["auto", "cpu", "gpu"].contains(&self.stylize.accelerator.as_str()) {
             return Err(invalid(
                 "stylize",
@@ -319,6 +346,32 @@ mod tests {
         let text = include_str!("../../config/stylized.toml");
         let c = Config::parse(text, Path::new("stylized.toml")).unwrap();
         assert_eq!(c.stylize.style, "monet");
+        assert_eq!(
+            c.stylize,
+            StylizeConfig::default(),
+            "the example shows the defaults"
+        );
+    }
+
+    #[test]
+    fn deflicker_and_transition_default_on_and_are_range_checked() {
+        let c = Config::parse("", Path::new("c.toml")).unwrap();
+        assert_eq!(c.stylize.transition_ms, 500);
+        assert!(c.stylize.deflicker > 0.0);
+        for (text, key) in [
+            ("[stylize]\ndeflicker = 1.5\n", "stylize.deflicker"),
+            ("[stylize]\ndeflicker = -0.1\n", "stylize.deflicker"),
+            (
+                "[stylize]\ntransition_ms = 60001\n",
+                "stylize.transition_ms",
+            ),
+            ("[stylize]\ntransition_ms = -1\n", "transition_ms"),
+        ] {
+            let e = Config::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("line 2") && e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

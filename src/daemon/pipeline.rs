@@ -150,6 +150,8 @@ impl PipelineTask {
         let blend = self.status.borrow().blend;
         stylize.set_property("style", style);
         stylize.set_property("blend", blend);
+        stylize.set_property("deflicker", s.deflicker);
+        stylize.set_property("transition-ms", s.transition_ms);
         stylize.set_property_from_str("accelerator", &s.accelerator);
         stylize.set_property("inference-size", s.inference_size);
         if s.threads > 0 {
