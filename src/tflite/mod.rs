@@ -11,9 +11,7 @@
 mod prefix;
 mod reflect_pad;
 mod rewrite;
-mod steady_stats;
 
-pub use steady_stats::{steady_stats, Statistic, HOLD_INPUT};
 mod shapes;
 
 #[derive(Debug, thiserror::Error, PartialEq)]

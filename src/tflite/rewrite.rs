@@ -1,10 +1,10 @@
 //! The part of a graph rewrite that every rewrite shares: new tensors, buffers,
-//! operator codes and operators numbered after the old ones, old operators with new
-//! inputs, new graph inputs and outputs, and writing it all in front of the old file
-//! ([`super::prefix`]).
+//! operator codes and operators numbered after the old ones, and writing it all in
+//! front of the old file ([`super::prefix`]).
 //!
-//! The rewrites themselves ([`super::reflect_pad`], [`super::steady_stats`]) decide
-//! what to add; this module knows only the flatbuffer tables.
+//! A rewrite ([`super::reflect_pad`]) decides what to add; this module knows only the
+//! flatbuffer tables. (Commit a7f447a also rewired old operators and added graph
+//! inputs and outputs, for a rewrite that was measured and not kept.)
 
 use std::collections::HashMap;
 
@@ -22,7 +22,7 @@ pub(super) const TENSOR_NAME: usize = 3;
 pub(super) const OPERATOR_OUTPUTS: usize = 2;
 pub(super) const OPERATOR_OPTIONS_TYPE: usize = 3;
 pub(super) const OPERATOR_OPTIONS: usize = 4;
-pub(super) const SUBGRAPH_OUTPUTS: usize = 2;
+const SUBGRAPH_OUTPUTS: usize = 2;
 
 const MODEL_VERSION: usize = 0;
 const MODEL_DESCRIPTION: usize = 3;
@@ -33,13 +33,7 @@ const SUBGRAPH_NAME: usize = 4;
 const SUBGRAPH_DEBUG_METADATA: usize = 5;
 const BUFFER_DATA: usize = 0;
 const BUFFER_OFFSET: usize = 1;
-const TENSOR_QUANTIZATION: usize = 4;
-const OPERATOR_CUSTOM_OPTIONS: usize = 5;
-const OPERATOR_CUSTOM_OPTIONS_FORMAT: usize = 6;
-const OPERATOR_MUTATING_VARIABLE_INPUTS: usize = 7;
-const OPERATOR_INTERMEDIATES: usize = 8;
 const OPERATOR_LARGE_CUSTOM_OPTIONS_OFFSET: usize = 9;
-const OPERATOR_DEBUG_METADATA_INDEX: usize = 13;
 const OPCODE_VERSION: usize = 2;
 const CONCAT_AXIS: usize = 0;
 /// The byte-sized builtin code field holds codes up to this; larger ones say it.
@@ -61,8 +55,6 @@ struct NewTensor {
     ty: u8,
     buffer: u32,
     name: String,
-    /// The quantization table of an old tensor, shared.
-    quantization: Option<usize>,
 }
 
 pub(super) struct NewOp {
@@ -75,8 +67,6 @@ pub(super) struct NewOp {
 pub(super) enum Op {
     Old(usize),
     New(NewOp),
-    /// An old operator (table position) reading other inputs.
-    Rewired(usize, Vec<i32>),
 }
 
 /// A rewrite in progress: the old graph, and what is added to it.
@@ -94,9 +84,6 @@ pub(super) struct Rewrite<'a> {
     tensors: Vec<NewTensor>,
     buffers: Vec<Vec<u8>>,
     constants: HashMap<Vec<i32>, i32>,
-    /// New graph inputs and outputs, after the old ones.
-    pub extra_inputs: Vec<i32>,
-    pub extra_outputs: Vec<i32>,
 }
 
 impl<'a> Rewrite<'a> {
@@ -139,8 +126,6 @@ impl<'a> Rewrite<'a> {
             tensors: Vec::new(),
             buffers: Vec::new(),
             constants: HashMap::new(),
-            extra_inputs: Vec::new(),
-            extra_outputs: Vec::new(),
         }))
     }
 
@@ -239,21 +224,7 @@ impl<'a> Rewrite<'a> {
             ty,
             buffer: 0,
             name,
-            quantization: None,
         })
-    }
-
-    /// A new activation quantized as old tensor `like`.
-    pub fn quantized_like(&mut self, like: i32, name: String) -> Result<i32> {
-        let old = self.old(like)?;
-        let quantization = old.target(TENSOR_QUANTIZATION)?;
-        Ok(self.push_tensor(NewTensor {
-            shape: old.i32_vector(TENSOR_SHAPE)?,
-            ty: old.i8_or(TENSOR_TYPE, 0)? as u8,
-            buffer: 0,
-            name,
-            quantization,
-        }))
     }
 
     fn push_tensor(&mut self, t: NewTensor) -> i32 {
@@ -275,7 +246,6 @@ impl<'a> Rewrite<'a> {
             ty: TENSOR_TYPE_INT32 as u8,
             buffer,
             name,
-            quantization: None,
         });
         self.constants.insert(values, t);
         t
@@ -351,7 +321,6 @@ impl<'a> Rewrite<'a> {
         p.ref_vector(graphs_vec, &items);
 
         let (tensors_vec, ops_vec) = (p.label(), p.label());
-        let (inputs_vec, outputs_vec) = (p.label(), p.label());
         let mut fields = Vec::new();
         for slot in graph.present_slots()? {
             fields.push((
@@ -360,12 +329,6 @@ impl<'a> Rewrite<'a> {
                     SUBGRAPH_TENSORS => Field::Ref(Target::New(tensors_vec)),
                     SUBGRAPH_OPERATORS => Field::Ref(Target::New(ops_vec)),
                     SUBGRAPH_DEBUG_METADATA => Field::U32(graph.u32_or(slot, 0)?),
-                    SUBGRAPH_INPUTS if !self.extra_inputs.is_empty() => {
-                        Field::Ref(Target::New(inputs_vec))
-                    }
-                    SUBGRAPH_OUTPUTS if !self.extra_outputs.is_empty() => {
-                        Field::Ref(Target::New(outputs_vec))
-                    }
                     SUBGRAPH_INPUTS | SUBGRAPH_OUTPUTS | SUBGRAPH_NAME => {
                         Field::Ref(Target::Old(old_target(graph, slot)?))
                     }
@@ -378,17 +341,6 @@ impl<'a> Rewrite<'a> {
             ));
         }
         p.table(graph_label, &fields);
-        for (label, slot, extra) in [
-            (inputs_vec, SUBGRAPH_INPUTS, &self.extra_inputs),
-            (outputs_vec, SUBGRAPH_OUTPUTS, &self.extra_outputs),
-        ] {
-            if !extra.is_empty() {
-                let mut all = graph.i32_vector(slot)?;
-                all.extend(extra);
-                p.i32_vector(label, &all);
-            }
-        }
-
         let tensor_labels: Vec<Label> = self.tensors.iter().map(|_| p.label()).collect();
         let mut items: Vec<Target> = self
             .old_tensors
@@ -407,9 +359,6 @@ impl<'a> Rewrite<'a> {
             if t.buffer != 0 {
                 fields.push((TENSOR_BUFFER, Field::U32(t.buffer)));
             }
-            if let Some(q) = t.quantization {
-                fields.push((TENSOR_QUANTIZATION, Field::Ref(Target::Old(q))));
-            }
             p.table(label, &fields);
             p.i32_vector(shape, &t.shape);
             p.string(name, &t.name);
@@ -417,29 +366,21 @@ impl<'a> Rewrite<'a> {
 
         let op_labels: Vec<Option<Label>> = ops
             .iter()
-            .map(|op| (!matches!(op, Op::Old(_))).then(|| p.label()))
+            .map(|op| matches!(op, Op::New(_)).then(|| p.label()))
             .collect();
         let items: Vec<Target> = ops
             .iter()
             .zip(&op_labels)
             .map(|(op, label)| match (op, label) {
                 (Op::Old(pos), _) => Target::Old(*pos),
-                (_, Some(l)) => Target::New(*l),
-                (_, None) => unreachable!("every new op has a label"),
+                (Op::New(_), Some(l)) => Target::New(*l),
+                (Op::New(_), None) => unreachable!("every new op has a label"),
             })
             .collect();
         p.ref_vector(ops_vec, &items);
         for (op, label) in ops.iter().zip(op_labels) {
-            match (op, label) {
-                (Op::New(op), Some(label)) => write_new_op(&mut p, label, op),
-                (Op::Rewired(pos, inputs), Some(label)) => {
-                    let old = Table {
-                        buf: model.buf,
-                        pos: *pos,
-                    };
-                    write_rewired_op(&mut p, label, old, inputs)?
-                }
-                _ => {}
+            if let (Op::New(op), Some(label)) = (op, label) {
+                write_new_op(&mut p, label, op);
             }
         }
 
@@ -482,40 +423,6 @@ fn write_new_op(p: &mut Prefix, label: Label, op: &NewOp) {
         Options::Concatenation(axis) => p.table(options, &[(CONCAT_AXIS, Field::U32(axis as u32))]),
         Options::Empty(_) => p.table(options, &[]),
     }
-}
-
-/// A copy of operator `old` whose inputs are `inputs`; every other field refers to the
-/// old one's.
-fn write_rewired_op(p: &mut Prefix, label: Label, old: Table, inputs: &[i32]) -> Result<()> {
-    let inputs_label = p.label();
-    let mut fields = Vec::new();
-    for slot in old.present_slots()? {
-        fields.push((
-            slot,
-            match slot {
-                OPERATOR_OPCODE_INDEX | OPERATOR_DEBUG_METADATA_INDEX => {
-                    Field::U32(old.u32_or(slot, 0)?)
-                }
-                OPERATOR_INPUTS => Field::Ref(Target::New(inputs_label)),
-                OPERATOR_OPTIONS_TYPE | OPERATOR_CUSTOM_OPTIONS_FORMAT => {
-                    Field::U8(old.i8_or(slot, 0)? as u8)
-                }
-                OPERATOR_OUTPUTS
-                | OPERATOR_OPTIONS
-                | OPERATOR_CUSTOM_OPTIONS
-                | OPERATOR_MUTATING_VARIABLE_INPUTS
-                | OPERATOR_INTERMEDIATES => Field::Ref(Target::Old(old_target(old, slot)?)),
-                _ => {
-                    return Err(ModelError::Malformed(
-                        "operator field unknown to the rewrite",
-                    ))
-                }
-            },
-        ));
-    }
-    p.table(label, &fields);
-    p.i32_vector(inputs_label, inputs);
-    Ok(())
 }
 
 fn old_target(table: Table, slot: usize) -> Result<usize> {
