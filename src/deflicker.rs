@@ -57,20 +57,50 @@ pub enum Outcome {
     Held,
 }
 
+/// The blurred luma of one frame's network input: the part of the deflicker that needs
+/// no other frame, so each worker computes it in parallel before its turn.
+#[derive(Default)]
+pub struct Analysis {
+    size: (usize, usize),
+    luma: Vec<f32>,
+    rows: Vec<f32>,
+    blurred: Vec<f32>,
+}
+
+impl Analysis {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads `input`, packed RGB at `width`x`height`, the inference size of a frame
+    /// `frame_width` pixels wide.
+    pub fn analyze(&mut self, input: &[u8], (width, height): (usize, usize), frame_width: usize) {
+        let n = width * height;
+        self.size = (width, height);
+        luma(&input[..(n * 3).min(input.len())], &mut self.luma);
+        self.luma.resize(n, 0.0);
+        let radius = (BLUR_RADIUS_IN_FRAME * width as f32 / frame_width.max(1) as f32).round();
+        box_blur(
+            &self.luma,
+            (width, height),
+            (radius as usize).clamp(1, MAX_BLUR_RADIUS),
+            &mut self.rows,
+            &mut self.blurred,
+        );
+    }
+}
+
 /// The temporal state of one stream at one inference size.
 #[derive(Default)]
 pub struct Deflicker {
     size: (usize, usize),
-    /// The previous output, packed RGB floats 0..255 (floats, so repeated blends do not
-    /// drift by rounding).
-    previous: Vec<f32>,
+    /// The previous output, packed RGB. Held pixels are copied, repainted ones taken
+    /// whole, so rounding never accumulates.
+    previous: Vec<u8>,
     /// R: the blurred input luma the held output belongs to.
     reference: Vec<f32>,
     /// The style vector of the previous output.
     vector: Vec<f32>,
-    luma: Vec<f32>,
-    blurred: Vec<f32>,
-    rows: Vec<f32>,
     started: bool,
 }
 
@@ -84,62 +114,63 @@ impl Deflicker {
         self.started = false;
     }
 
-    /// Blends `output` (this frame's painting of `input`, both packed RGB at
-    /// `width`x`height`, the inference size of a frame `frame_width` pixels wide) with
-    /// the previous output, in place. `strength` is the element's `deflicker` (0..1; 0
-    /// leaves `output` as it is). `vector` is the style vector the frame was painted
-    /// with.
+    /// Blends `output` (this frame's painting, packed RGB at the size `input` was
+    /// analyzed at) with the previous output, in place. `strength` is the element's
+    /// `deflicker` (0..1; 0 leaves `output` as it is). `vector` is the style vector the
+    /// frame was painted with.
     pub fn apply(
         &mut self,
-        input: &[u8],
+        input: &Analysis,
         output: &mut [u8],
-        (width, height): (usize, usize),
-        frame_width: usize,
         vector: &[f32],
         strength: f32,
     ) -> Outcome {
+        let (width, height) = input.size;
         let n = width * height;
-        if strength <= 0.0 || input.len() < n * 3 || output.len() < n * 3 {
+        if strength <= 0.0 || input.blurred.len() != n || output.len() < n * 3 {
             self.started = false;
             return Outcome::Off;
         }
-        luma(&input[..n * 3], &mut self.luma);
-        let radius = (BLUR_RADIUS_IN_FRAME * width as f32 / frame_width.max(1) as f32).round();
-        box_blur(
-            &self.luma,
-            (width, height),
-            (radius as usize).clamp(1, MAX_BLUR_RADIUS),
-            &mut self.rows,
-            &mut self.blurred,
-        );
+        let blurred = &input.blurred;
         let fresh = !self.started
-            || self.size != (width, height)
+            || self.size != input.size
             || style_moved(&self.vector, vector)
-            || mean_abs_diff(&self.blurred, &self.reference) > SCENE_CUT_LEVELS;
+            || mean_abs_diff(blurred, &self.reference) > SCENE_CUT_LEVELS;
         self.vector.clear();
         self.vector.extend_from_slice(vector);
         if fresh {
-            self.size = (width, height);
+            self.size = input.size;
             self.started = true;
-            self.reference.clone_from(&self.blurred);
+            self.reference.clone_from(blurred);
             self.previous.clear();
-            self.previous
-                .extend(output[..n * 3].iter().map(|&v| v as f32));
+            self.previous.extend_from_slice(&output[..n * 3]);
             return Outcome::Fresh;
         }
         let strength = strength.min(1.0);
         let (lo, hi) = (LOW_PER_STRENGTH * strength, HIGH_PER_STRENGTH * strength);
-        for i in 0..n {
-            let now = self.blurred[i];
-            let d = (now - self.reference[i]).abs();
-            let w = ((d - lo) / (hi - lo)).clamp(0.0, 1.0);
-            self.reference[i] += w * (now - self.reference[i]);
-            for c in 0..3 {
-                let k = i * 3 + c;
-                let prev = self.previous[k];
-                let blended = prev + w * (output[k] as f32 - prev);
-                self.previous[k] = blended;
-                output[k] = blended.round().clamp(0.0, 255.0) as u8;
+        let pixels = self
+            .reference
+            .iter_mut()
+            .zip(blurred)
+            .zip(self.previous.chunks_exact_mut(3))
+            .zip(output.chunks_exact_mut(3));
+        for (((reference, &now), previous), out) in pixels {
+            let d = (now - *reference).abs();
+            if d <= lo {
+                out.copy_from_slice(previous);
+                continue;
+            }
+            if d >= hi {
+                *reference = now;
+                previous.copy_from_slice(out);
+                continue;
+            }
+            let w = (d - lo) / (hi - lo);
+            *reference += w * (now - *reference);
+            for (p, o) in previous.iter_mut().zip(out.iter_mut()) {
+                let blended = *p as f32 + w * (*o as f32 - *p as f32);
+                *p = blended.round().clamp(0.0, 255.0) as u8;
+                *o = *p;
             }
         }
         Outcome::Held
@@ -237,6 +268,20 @@ mod tests {
         assert!((out[0] - corner).abs() < 1e-4, "{}", out[0]);
     }
 
+    /// Analyzes `input` and applies, as the pool does.
+    fn step(
+        d: &mut Deflicker,
+        input: &[u8],
+        output: &mut [u8],
+        size: (usize, usize),
+        vector: &[f32],
+        strength: f32,
+    ) -> Outcome {
+        let mut a = Analysis::new();
+        a.analyze(input, size, size.0);
+        d.apply(&a, output, vector, strength)
+    }
+
     #[test]
     fn holds_where_the_input_is_still_and_repaints_where_it_moved() {
         let (w, h) = (32, 16);
@@ -245,13 +290,13 @@ mod tests {
         let input = frame(w, h, |_, _| 100);
         let mut first = frame(w, h, |x, _| x as u8);
         assert_eq!(
-            d.apply(&input, &mut first, (w, h), w, &v, 0.75),
+            step(&mut d, &input, &mut first, (w, h), &v, 0.75),
             Outcome::Fresh
         );
         // Same input, a different painting: the old one is held.
         let mut second = frame(w, h, |x, _| 200 - x as u8);
         assert_eq!(
-            d.apply(&input, &mut second, (w, h), w, &v, 0.75),
+            step(&mut d, &input, &mut second, (w, h), &v, 0.75),
             Outcome::Held
         );
         assert_eq!(second, first);
@@ -259,7 +304,7 @@ mod tests {
         // scene cut): it is repainted there and held elsewhere.
         let moved = frame(w, h, |x, _| if x >= w - 6 { 140 } else { 100 });
         let mut third = frame(w, h, |_, _| 7);
-        d.apply(&moved, &mut third, (w, h), w, &v, 0.75);
+        step(&mut d, &moved, &mut third, (w, h), &v, 0.75);
         let px = |f: &[u8], x: usize, y: usize| f[(y * w + x) * 3];
         assert_eq!(px(&third, 0, 8), px(&first, 0, 8));
         assert_eq!(px(&third, w - 1, 8), 7);
@@ -273,7 +318,7 @@ mod tests {
         let mut out = frame(w, h, |x, y| (x * y) as u8);
         let copy = out.clone();
         assert_eq!(
-            d.apply(&input, &mut out, (w, h), w, &[1.0], 0.0),
+            step(&mut d, &input, &mut out, (w, h), &[1.0], 0.0),
             Outcome::Off
         );
         assert_eq!(out, copy);
@@ -286,33 +331,33 @@ mod tests {
         let input = frame(w, h, |_, _| 50);
         let paint = |v| frame(w, h, move |_, _| v);
         let a = [1.0f32, 0.0];
-        d.apply(&input, &mut paint(1), (w, h), w, &a, 1.0);
+        step(&mut d, &input, &mut paint(1), (w, h), &a, 1.0);
         let mut out = paint(2);
         assert_eq!(
-            d.apply(&input, &mut out, (w, h), w, &[0.0, 1.0], 1.0),
+            step(&mut d, &input, &mut out, (w, h), &[0.0, 1.0], 1.0),
             Outcome::Fresh
         );
         assert_eq!(out, paint(2));
         let cut = frame(w, h, |_, _| 200);
         assert_eq!(
-            d.apply(&cut, &mut paint(3), (w, h), w, &[0.0, 1.0], 1.0),
+            step(&mut d, &cut, &mut paint(3), (w, h), &[0.0, 1.0], 1.0),
             Outcome::Fresh
         );
         d.reset();
         assert_eq!(
-            d.apply(&cut, &mut paint(4), (w, h), w, &[0.0, 1.0], 1.0),
+            step(&mut d, &cut, &mut paint(4), (w, h), &[0.0, 1.0], 1.0),
             Outcome::Fresh
         );
         let small = frame(8, 8, |_, _| 200);
         let mut out = frame(8, 8, |_, _| 5);
         assert_eq!(
-            d.apply(&small, &mut out, (8, 8), 8, &[0.0, 1.0], 1.0),
+            step(&mut d, &small, &mut out, (8, 8), &[0.0, 1.0], 1.0),
             Outcome::Fresh
         );
         // A tiny step of the vector (a smoothed blend) keeps the hold.
         let mut out = frame(8, 8, |_, _| 9);
         assert_eq!(
-            d.apply(&small, &mut out, (8, 8), 8, &[0.0, 1.001], 1.0),
+            step(&mut d, &small, &mut out, (8, 8), &[0.0, 1.001], 1.0),
             Outcome::Held
         );
         assert_eq!(out, frame(8, 8, |_, _| 5));

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use gst_video::prelude::*;
 
-use crate::deflicker::Deflicker;
+use crate::deflicker::{Analysis, Deflicker};
 use crate::engine::{blend_vectors, Engine};
 use crate::StyleVector;
 
@@ -202,6 +202,7 @@ struct Worker {
     engine: Engine,
     conversion: Option<(Arc<gst_video::VideoInfo>, Conversion)>,
     shared: Arc<Shared>,
+    analysis: Analysis,
 }
 
 struct Conversion {
@@ -263,6 +264,7 @@ impl Worker {
             transition,
             pts,
             shared: &self.shared,
+            analysis: &mut self.analysis,
             took_turn,
         };
         match (needs_rgb, self.conversion.as_mut()) {
@@ -292,6 +294,7 @@ struct FrameStyle<'a> {
     transition: Duration,
     pts: Option<gst::ClockTime>,
     shared: &'a Shared,
+    analysis: &'a mut Analysis,
     /// Set once the frame took its deflicker turn.
     took_turn: &'a mut bool,
 }
@@ -311,6 +314,7 @@ fn stylize_frame(
         transition,
         pts,
         shared,
+        analysis,
         took_turn,
     } = style;
     let (w, h) = (frame.width() as usize, frame.height() as usize);
@@ -332,9 +336,12 @@ fn stylize_frame(
     };
     engine
         .stylize_with(data, stride, w, h, &vector, |input, output, size| {
+            if deflicker > 0.0 {
+                analysis.analyze(input, size, w);
+            }
             shared.in_turn(seq, |state| {
                 if let Some(d) = state {
-                    d.apply(input, output, size, w, &vector, deflicker);
+                    d.apply(analysis, output, &vector, deflicker);
                 }
             });
             *took_turn = true;
@@ -512,6 +519,7 @@ fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Job>>>, shared: Arc<Shared
         engine,
         conversion: None,
         shared: shared.clone(),
+        analysis: Analysis::new(),
     };
     loop {
         let job = {
