@@ -42,7 +42,8 @@ const LOW_PER_STRENGTH: f32 = 2.0;
 const HIGH_PER_STRENGTH: f32 = 4.0;
 /// A frame whose mean blurred luma change exceeds this many levels is a new scene.
 const SCENE_CUT_LEVELS: f32 = 12.0;
-/// A style vector that moved further than this (relative L2) is a new style.
+/// A style vector that moved further than this (relative L2) from the one the held
+/// painting was made with is a new style.
 const STYLE_STEP: f32 = 0.01;
 
 /// What happened to a frame.
@@ -99,8 +100,10 @@ pub struct Deflicker {
     previous: Vec<u8>,
     /// R: the blurred input luma the held output belongs to.
     reference: Vec<f32>,
-    /// The style vector of the previous output.
-    vector: Vec<f32>,
+    /// The style vector of the last frame taken afresh: the held painting's.
+    painted_with: Vec<f32>,
+    /// The previous frame's style vector.
+    last_vector: Vec<f32>,
     started: bool,
 }
 
@@ -134,11 +137,14 @@ impl Deflicker {
         let blurred = &input.blurred;
         let fresh = !self.started
             || self.size != input.size
-            || style_moved(&self.vector, vector)
+            || style_moved(&self.painted_with, vector)
+            || settled_elsewhere(&self.last_vector, &self.painted_with, vector)
             || mean_abs_diff(blurred, &self.reference) > SCENE_CUT_LEVELS;
-        self.vector.clear();
-        self.vector.extend_from_slice(vector);
+        self.last_vector.clear();
+        self.last_vector.extend_from_slice(vector);
         if fresh {
+            self.painted_with.clear();
+            self.painted_with.extend_from_slice(vector);
             self.size = input.size;
             self.started = true;
             self.reference.clone_from(blurred);
@@ -175,6 +181,12 @@ impl Deflicker {
         }
         Outcome::Held
     }
+}
+
+/// A fade in small steps has ended (the vector stopped) somewhere other than where the
+/// held painting was made: paint it once more, so the end of a fade is exact.
+fn settled_elsewhere(last: &[f32], painted_with: &[f32], now: &[f32]) -> bool {
+    last == now && painted_with != now
 }
 
 fn style_moved(before: &[f32], now: &[f32]) -> bool {
@@ -354,12 +366,47 @@ mod tests {
             step(&mut d, &small, &mut out, (8, 8), &[0.0, 1.0], 1.0),
             Outcome::Fresh
         );
-        // A tiny step of the vector (a smoothed blend) keeps the hold.
+        // A tiny step of the vector (a smoothed blend) keeps the hold...
         let mut out = frame(8, 8, |_, _| 9);
         assert_eq!(
             step(&mut d, &small, &mut out, (8, 8), &[0.0, 1.001], 1.0),
             Outcome::Held
         );
         assert_eq!(out, frame(8, 8, |_, _| 5));
+        // ... but once the vector stops there, that style is painted.
+        let mut out = frame(8, 8, |_, _| 9);
+        assert_eq!(
+            step(&mut d, &small, &mut out, (8, 8), &[0.0, 1.001], 1.0),
+            Outcome::Fresh
+        );
+    }
+
+    #[test]
+    fn a_slow_fade_repaints_as_it_goes_and_ends_on_the_new_style() {
+        // 200 steps of 0.5% each: none is a new style by itself.
+        let (w, h) = (8, 8);
+        let mut d = Deflicker::new();
+        let input = frame(w, h, |_, _| 50);
+        let mut fresh = 0;
+        let mut out = Vec::new();
+        for k in 0..=200 {
+            let v = [1.0 - k as f32 / 200.0, k as f32 / 200.0];
+            out = frame(w, h, |_, _| k as u8);
+            if step(&mut d, &input, &mut out, (w, h), &v, 1.0) == Outcome::Fresh {
+                fresh += 1;
+            }
+        }
+        assert!(
+            fresh > 10,
+            "the picture followed the fade ({fresh} repaints)"
+        );
+        // The fade is over: the next frame shows a painting made with its end.
+        let end = [0.0, 1.0];
+        let mut next = frame(w, h, |_, _| 250);
+        step(&mut d, &input, &mut next, (w, h), &end, 1.0);
+        assert!(
+            next == frame(w, h, |_, _| 250) || out == frame(w, h, |_, _| 200),
+            "the end of the fade is painted"
+        );
     }
 }

@@ -217,7 +217,13 @@ fn decode(path: &Path) -> (u64, f64, Vec<String>) {
 #[test]
 fn set_style_changes_the_property_and_the_frames_and_list_matches_the_store() {
     let bus = Bus::start(None);
-    let d = Daemon::start(&bus, CONFIG, &[]);
+    // A 2 s fade is 30 frames at 15 fps: a snapshot a few frames after SetStyle is
+    // surely inside it, whatever the frames in flight and the counter's 100 ms ticks.
+    let config = CONFIG.replace(
+        "inference_size = 128\n",
+        "inference_size = 128\ntransition_ms = 2000\n",
+    );
+    let d = Daemon::start(&bus, &config, &[]);
     let p = d.proxy();
     let listed = p.list_styles().unwrap();
     let store = default_store();
@@ -243,10 +249,10 @@ fn set_style_changes_the_property_and_the_frames_and_list_matches_the_store() {
     let monet2 = shot("m2");
     p.set_style("scream").unwrap();
     assert_eq!(d.proxy().style().unwrap(), "scream");
-    // The daemon's default transition_ms = 500 is 7.5 frames at 15 fps: four frames
-    // on, the picture is on its way; well after, it has arrived.
+    // Eight frames on, the picture is on its way; 40 frames on, it has arrived.
+    d.wait_frames(4);
     let fading = shot("s0");
-    d.wait_frames(12);
+    d.wait_frames(36);
     let scream = shot("s1");
     let same = psnr(&monet1, &monet2);
     let q = psnr(&monet1, &scream);

@@ -186,6 +186,19 @@ impl ObjectSubclass for Stylize {
     type ParentType = gst_video::VideoFilter;
 }
 
+/// The buffer's duration, else one frame at the caps' rate, else zero.
+fn frame_duration(buffer: &gst::Buffer, info: &gst_video::VideoInfo) -> Duration {
+    if let Some(d) = buffer.duration() {
+        return Duration::from_nanos(d.nseconds());
+    }
+    let fps = info.fps();
+    if fps.numer() > 0 && fps.denom() > 0 {
+        Duration::from_secs_f64(fps.denom() as f64 / fps.numer() as f64)
+    } else {
+        Duration::ZERO
+    }
+}
+
 fn unknown_style_message(id: &str, store: &Store) -> String {
     format!(
         "unknown style {id:?}; known styles: {}",
@@ -274,7 +287,7 @@ impl ObjectImpl for Stylize {
                     .build(),
                 glib::ParamSpecUInt::builder("transition-ms")
                     .nick("Transition")
-                    .blurb("A style switch cross-fades the style vector over this many milliseconds of stream time (buffer timestamps); with blend > 0, a recomputed frame vector fades in the same way. 0 switches at the next frame")
+                    .blurb("A style switch cross-fades the style vector over this many milliseconds of stream time (buffer timestamps); with blend > 0, a recomputed frame vector fades in the same way (with 0, over the blend interval). 0 switches at the next frame")
                     .maximum(60_000)
                     .default_value(DEFAULT_TRANSITION_MS)
                     .mutable_playing()
@@ -537,6 +550,12 @@ impl BaseTransformImpl for Stylize {
                 }
                 // Frames still in the workers go out before any serialized event
                 // (caps, segment, EOS), so downstream sees them in order.
+                // A new segment (a non-flushing seek, a segment loop, concat) starts
+                // the deflicker afresh, like a flush.
+                gst::EventType::Segment => {
+                    handle.drain();
+                    handle.reset_temporal();
+                }
                 _ if event.is_serialized() => handle.drain(),
                 _ => {}
             }
@@ -631,16 +650,25 @@ impl BaseTransformImpl for Stylize {
         } else {
             state.frames_since_own_vector.wrapping_add(1)
         };
+        // A recomputed own vector fades in over the transition, or, without one, over
+        // the frames until the next refresh: its path never jumps.
+        let own_vector_fade = if transition.is_zero() {
+            frame_duration(&buffer, &info) * blend_interval.max(1)
+        } else {
+            transition
+        };
+        let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
         let pool = state.pool.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
         pool.submit(|seq| Job {
             seq,
+            discont,
             buffer,
             info,
             vector,
             blend,
             refresh_own_vector,
             deflicker,
-            transition,
+            own_vector_fade,
             pts,
             submitted: Instant::now(),
         })?;

@@ -21,6 +21,8 @@ use crate::StyleVector;
 /// One frame to stylize.
 pub struct Job {
     pub seq: u64,
+    /// The stream broke before this frame (DISCONT): the deflicker starts afresh.
+    pub discont: bool,
     pub buffer: gst::Buffer,
     pub info: Arc<gst_video::VideoInfo>,
     pub vector: StyleVector,
@@ -30,7 +32,7 @@ pub struct Job {
     /// The element's `deflicker` strength, 0..1.
     pub deflicker: f32,
     /// How long the frame's own vector takes to fade to a recomputed one.
-    pub transition: Duration,
+    pub own_vector_fade: Duration,
     pub pts: Option<gst::ClockTime>,
     pub submitted: Instant,
 }
@@ -97,11 +99,12 @@ impl Fade {
     }
 
     /// The fraction of the way from `from` to `to` at `pts`: 1 when the fade has no
-    /// length or the time is unknown, 0 before its start.
+    /// length or the time is unknown, and when time went back before its start (a
+    /// seek back), so a fade never runs backwards or stalls.
     pub fn progress(&self, pts: Option<gst::ClockTime>) -> f32 {
         match (self.start, pts) {
-            (Some(start), Some(pts)) if !self.duration.is_zero() => {
-                let elapsed = pts.nseconds().saturating_sub(start.nseconds());
+            (Some(start), Some(pts)) if !self.duration.is_zero() && pts >= start => {
+                let elapsed = pts.nseconds() - start.nseconds();
                 let duration = self.duration.as_nanos() as u64;
                 // Timestamps from a frame rate are rounded to the nanosecond, so the
                 // frame that ends a fade of whole frames may come a few ns early.
@@ -238,13 +241,14 @@ impl Worker {
     fn process(&mut self, job: Job, took_turn: &mut bool) -> Result<gst::Buffer, String> {
         let Job {
             seq,
+            discont,
             mut buffer,
             info,
             vector,
             blend,
             refresh_own_vector,
             deflicker,
-            transition,
+            own_vector_fade,
             pts,
             submitted: _,
         } = job;
@@ -257,11 +261,12 @@ impl Worker {
                 .map_err(|_| "cannot map the frame for writing".to_string())?;
         let style = FrameStyle {
             seq,
+            discont,
             vector,
             blend,
             refresh_own_vector,
             deflicker,
-            transition,
+            own_vector_fade,
             pts,
             shared: &self.shared,
             analysis: &mut self.analysis,
@@ -287,11 +292,12 @@ impl Worker {
 /// One frame's job, and the pool state it reads and writes.
 struct FrameStyle<'a> {
     seq: u64,
+    discont: bool,
     vector: StyleVector,
     blend: f32,
     refresh_own_vector: bool,
     deflicker: f32,
-    transition: Duration,
+    own_vector_fade: Duration,
     pts: Option<gst::ClockTime>,
     shared: &'a Shared,
     analysis: &'a mut Analysis,
@@ -307,11 +313,12 @@ fn stylize_frame(
 ) -> Result<(), String> {
     let FrameStyle {
         seq,
+        discont,
         vector,
         blend,
         refresh_own_vector,
         deflicker,
-        transition,
+        own_vector_fade,
         pts,
         shared,
         analysis,
@@ -325,7 +332,7 @@ fn stylize_frame(
             let fresh = engine
                 .style_vector(data, stride, w, h)
                 .map_err(|e| e.to_string())?;
-            shared.refresh_own_vector(fresh, pts, transition);
+            shared.refresh_own_vector(fresh, pts, own_vector_fade);
         }
         match shared.own_vector(pts) {
             Some(own) => blend_vectors(&vector, &own, blend),
@@ -341,6 +348,9 @@ fn stylize_frame(
             }
             shared.in_turn(seq, |state| {
                 if let Some(d) = state {
+                    if discont {
+                        d.reset();
+                    }
                     d.apply(analysis, output, &vector, deflicker);
                 }
             });
@@ -533,9 +543,15 @@ fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Job>>>, shared: Arc<Shared
         let submitted = job.submitted;
         let started = Instant::now();
         let mut took_turn = false;
-        let outcome = match worker.process(job, &mut took_turn) {
-            Ok(buffer) => Outcome::Done(buffer, submitted, started.elapsed()),
-            Err(e) => Outcome::Failed(e),
+        // A panic fails the frame instead of leaving the turn and the output slot empty,
+        // which would stall the stream.
+        let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            worker.process(job, &mut took_turn)
+        }));
+        let outcome = match processed {
+            Ok(Ok(buffer)) => Outcome::Done(buffer, submitted, started.elapsed()),
+            Ok(Err(e)) => Outcome::Failed(e),
+            Err(_) => Outcome::Failed("the worker panicked; see the log".into()),
         };
         if !took_turn {
             // A frame that failed before its blend still passes the turn on; the next

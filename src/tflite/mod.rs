@@ -2,7 +2,8 @@
 //! network's `RESIZE_NEAREST_NEIGHBOR` output sizes, so the decoder produces the
 //! inference size instead of the 384x384 baked into the file. For the CPU it also
 //! writes the activations' shapes for that size ([`shapes`]) and turns the mirror
-//! pads into ops XNNPACK runs ([`reflect_pad`]).
+//! pads into ops XNNPACK runs ([`reflect_pad`], written by [`rewrite`] in front of the
+//! unchanged file).
 //!
 //! Tables are followed through their vtables as the flatbuffer format defines, so the
 //! patch finds the ops by their operator code and the size tensors by operator inputs,
@@ -11,7 +12,6 @@
 mod prefix;
 mod reflect_pad;
 mod rewrite;
-
 mod shapes;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
