@@ -53,6 +53,21 @@ fn fixed_camera(photo: &str, frames: usize, seed: u64) -> Vec<Rgb> {
 fn stylize_frames(
     frames: &[Rgb],
     properties: &str,
+    at: impl FnMut(usize, &gst::Element),
+) -> Vec<Rgb> {
+    stylize_frames_timed(
+        frames,
+        |i| Some(gst::ClockTime::SECOND * i / FPS),
+        properties,
+        at,
+    )
+}
+
+/// As [`stylize_frames`], with frame `i`'s PTS from `pts(i)`.
+fn stylize_frames_timed(
+    frames: &[Rgb],
+    pts: impl Fn(u64) -> Option<gst::ClockTime>,
+    properties: &str,
     mut at: impl FnMut(usize, &gst::Element),
 ) -> Vec<Rgb> {
     let (pipeline, sink) = launch(&format!(
@@ -70,7 +85,9 @@ fn stylize_frames(
         FPS as i32,
     )));
     for (i, f) in frames.iter().enumerate() {
-        src.push_buffer(rgb_buffer(f, i as u64, FPS)).unwrap();
+        let mut buffer = rgb_buffer(f, i as u64, FPS);
+        buffer.get_mut().unwrap().set_pts(pts(i as u64));
+        src.push_buffer(buffer).unwrap();
     }
     src.end_of_stream().unwrap();
     let outcome = drive(&pipeline, Some(&sink), |count| at(count, &stylizer));
@@ -355,4 +372,49 @@ fn a_slow_fade_on_a_noisy_fixed_camera_reaches_the_new_style_everywhere() {
         let off = mean_abs_diff(frame, &out[end]);
         assert!(off < 0.5, "frame {t} moved {off:.2} levels after the fade");
     }
+}
+
+#[test]
+fn blend_gives_the_same_frames_for_any_number_of_parallel_frames() {
+    // The frame's own vector is recomputed every 3 frames by whichever worker has the
+    // frame; the others wait for it, so the output does not depend on timing.
+    let mut input = fixed_camera("golden_gate.jpg", 8, 7);
+    input.extend(fixed_camera("tiger.jpg", 8, 8));
+    let props = "blend=0.5 blend-interval=3 transition-ms=100";
+    let one = stylize_frames(&input, &format!("{props} parallel-frames=1"), |_, _| {});
+    for n in [2, 3] {
+        let many = stylize_frames(&input, &format!("{props} parallel-frames={n}"), |_, _| {});
+        for (t, (a, b)) in one.iter().zip(&many).enumerate() {
+            let off = mean_abs_diff(a, b);
+            assert!(
+                off == 0.0,
+                "parallel-frames={n}: frame {t} differs by {off:.2}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_fade_on_timestamps_that_do_not_move_ends_at_once() {
+    // Every buffer at 5 s (a stuck clock, or a still source): a fade over stream time
+    // cannot run, so the switch must not stall on the old style.
+    let input = fixed_camera("tiger.jpg", 12, 9);
+    let stuck = |_| Some(gst::ClockTime::from_seconds(5));
+    let target = stylize_frames_timed(&input, stuck, "deflicker=0 style=great_wave", |_, _| {});
+    let out = stylize_frames_timed(
+        &input,
+        stuck,
+        "deflicker=0 style=monet transition-ms=100 parallel-frames=2",
+        |count, st| {
+            if count == 3 {
+                st.set_property("style", "great_wave");
+            }
+        },
+    );
+    let last = input.len() - 1;
+    let off = mean_abs_diff(&out[last], &target[last]);
+    assert!(
+        off == 0.0,
+        "the last frame is {off:.2} levels from the new style"
+    );
 }

@@ -9,7 +9,8 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use super::pool::{Fade, Job, Pool, PoolHandle, Sink};
+use super::fade::Fade;
+use super::pool::{Job, Pool, PoolHandle, Sink};
 use crate::auto::{self, AutoChoice};
 use crate::engine::{default_threads, Accelerator, Engine, EngineConfig};
 use crate::litert::Hardware;
@@ -122,6 +123,8 @@ struct State {
     fade: Option<Fade>,
     /// Frames handed over since the frame's own vector (for `blend`) was recomputed.
     frames_since_own_vector: u32,
+    /// The last frame's PTS: fades run only on timestamps that move forward.
+    last_pts: Option<gst::ClockTime>,
     info: Option<Arc<gst_video::VideoInfo>>,
     /// None until the first caps when `auto` races a GPU against the CPU.
     pool: Option<Pool>,
@@ -517,6 +520,7 @@ impl BaseTransformImpl for Stylize {
             style_vector,
             fade: None,
             frames_since_own_vector: 0,
+            last_pts: None,
             info: None,
             pool,
             race,
@@ -609,6 +613,12 @@ impl BaseTransformImpl for Stylize {
                 Duration::from_millis(s.transition_ms as u64),
             )
         };
+        // Fades follow PTS; a timestamp that does not move forward (none, repeated, or
+        // back after a seek) ends them, so a switch never stalls.
+        let pts = buffer
+            .pts()
+            .filter(|&p| state.last_pts.is_none_or(|last| p > last));
+        state.last_pts = buffer.pts().or(state.last_pts);
         if let Some(style) = switch_to {
             let Some(found) = state.store.get(&style) else {
                 gst::element_imp_error!(
@@ -623,9 +633,9 @@ impl BaseTransformImpl for Stylize {
             // A fade starts from where the picture is now, at this frame.
             state.fade = match &state.fade {
                 Some(fade) if !transition.is_zero() => Some(Fade {
-                    from: fade.at(buffer.pts()),
+                    from: fade.at(pts),
                     to: state.style_vector,
-                    start: buffer.pts(),
+                    start: pts,
                     duration: transition,
                 }),
                 _ => None,
@@ -633,7 +643,6 @@ impl BaseTransformImpl for Stylize {
             gst::debug!(CAT, imp = self, "switched to style {}", state.style_id);
         }
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        let pts = buffer.pts();
         let fade = state
             .fade
             .get_or_insert_with(|| Fade::settled(state.style_vector));

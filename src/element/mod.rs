@@ -3,7 +3,9 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod fade;
 mod imp;
+mod own_vector;
 mod pool;
 
 pub use imp::AcceleratorChoice;

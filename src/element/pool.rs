@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use gst_video::prelude::*;
 
+use super::own_vector::OwnVectors;
 use crate::deflicker::{Analysis, Deflicker};
 use crate::engine::{blend_vectors, Engine};
 use crate::StyleVector;
@@ -27,7 +28,7 @@ pub struct Job {
     pub info: Arc<gst_video::VideoInfo>,
     pub vector: StyleVector,
     pub blend: f32,
-    /// Recompute the frame's own vector (for `blend`) from this frame.
+    /// The `blend-interval` says this frame recomputes the frame's own vector.
     pub refresh_own_vector: bool,
     /// The element's `deflicker` strength, 0..1.
     pub deflicker: f32,
@@ -35,6 +36,13 @@ pub struct Job {
     pub own_vector_fade: Duration,
     pub pts: Option<gst::ClockTime>,
     pub submitted: Instant,
+}
+
+/// A job as the workers get it: with the refresh of the frame's own vector it follows
+/// (for `blend`), planned at hand-over so every worker agrees.
+struct Planned {
+    job: Job,
+    own_refresh: Option<u64>,
 }
 
 enum Outcome {
@@ -65,7 +73,7 @@ struct Shared {
     changed: Condvar,
     temporal: Mutex<Temporal>,
     turn: Condvar,
-    own_vector: Mutex<Option<Fade>>,
+    own: OwnVectors,
 }
 
 /// The state that runs in input order: whose turn it is, and the deflicker.
@@ -73,66 +81,6 @@ struct Temporal {
     next: u64,
     deflicker: Deflicker,
     shutdown: bool,
-}
-
-/// How early (ns) a frame may come and still end a fade; see [`Fade::progress`].
-const PTS_ROUNDING_NS: u64 = 1_000;
-
-/// A linear fade between two style vectors over stream time.
-#[derive(Clone, Copy)]
-pub struct Fade {
-    pub from: StyleVector,
-    pub to: StyleVector,
-    pub start: Option<gst::ClockTime>,
-    pub duration: Duration,
-}
-
-impl Fade {
-    /// A fade that is already over.
-    pub fn settled(to: StyleVector) -> Fade {
-        Fade {
-            from: to,
-            to,
-            start: None,
-            duration: Duration::ZERO,
-        }
-    }
-
-    /// The fraction of the way from `from` to `to` at `pts`: 1 when the fade has no
-    /// length or the time is unknown, and when time went back before its start (a
-    /// seek back), so a fade never runs backwards or stalls.
-    pub fn progress(&self, pts: Option<gst::ClockTime>) -> f32 {
-        match (self.start, pts) {
-            (Some(start), Some(pts)) if !self.duration.is_zero() && pts >= start => {
-                let elapsed = pts.nseconds() - start.nseconds();
-                let duration = self.duration.as_nanos() as u64;
-                // Timestamps from a frame rate are rounded to the nanosecond, so the
-                // frame that ends a fade of whole frames may come a few ns early.
-                if elapsed + PTS_ROUNDING_NS >= duration {
-                    return 1.0;
-                }
-                (elapsed as f64 / duration as f64) as f32
-            }
-            _ => 1.0,
-        }
-    }
-
-    pub fn at(&self, pts: Option<gst::ClockTime>) -> StyleVector {
-        let t = self.progress(pts);
-        if t >= 1.0 {
-            return self.to;
-        }
-        let mut v = self.from;
-        for (o, &b) in v.iter_mut().zip(&self.to) {
-            *o += t * (b - *o);
-        }
-        v
-    }
-
-    /// Whether the fade is over at `pts`.
-    pub fn done(&self, pts: Option<gst::ClockTime>) -> bool {
-        self.progress(pts) >= 1.0
-    }
 }
 
 impl Shared {
@@ -158,31 +106,6 @@ impl Shared {
         self.turn.notify_all();
         r
     }
-
-    /// The frame's own vector at `pts` (for `blend`), if one was computed yet.
-    fn own_vector(&self, pts: Option<gst::ClockTime>) -> Option<StyleVector> {
-        let own = self.own_vector.lock().unwrap_or_else(|e| e.into_inner());
-        own.as_ref().map(|f| f.at(pts))
-    }
-
-    /// Starts the fade to a recomputed own vector from where the old one is at `pts`.
-    fn refresh_own_vector(
-        &self,
-        fresh: StyleVector,
-        pts: Option<gst::ClockTime>,
-        duration: Duration,
-    ) {
-        let mut own = self.own_vector.lock().unwrap_or_else(|e| e.into_inner());
-        *own = Some(match own.as_ref() {
-            Some(old) => Fade {
-                from: old.at(pts),
-                to: fresh,
-                start: pts,
-                duration,
-            },
-            None => Fade::settled(fresh),
-        });
-    }
 }
 
 /// Flushing and draining, usable from any thread without the element's state lock.
@@ -192,7 +115,7 @@ pub struct PoolHandle {
 }
 
 pub struct Pool {
-    jobs: Option<SyncSender<Job>>,
+    jobs: Option<SyncSender<Planned>>,
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     output: Option<JoinHandle<()>>,
@@ -238,7 +161,12 @@ impl Conversion {
 }
 
 impl Worker {
-    fn process(&mut self, job: Job, took_turn: &mut bool) -> Result<gst::Buffer, String> {
+    fn process(
+        &mut self,
+        job: Job,
+        own_refresh: Option<u64>,
+        took_turn: &mut bool,
+    ) -> Result<gst::Buffer, String> {
         let Job {
             seq,
             discont,
@@ -246,7 +174,7 @@ impl Worker {
             info,
             vector,
             blend,
-            refresh_own_vector,
+            refresh_own_vector: _,
             deflicker,
             own_vector_fade,
             pts,
@@ -262,9 +190,9 @@ impl Worker {
         let style = FrameStyle {
             seq,
             discont,
+            own_refresh,
             vector,
             blend,
-            refresh_own_vector,
             deflicker,
             own_vector_fade,
             pts,
@@ -293,9 +221,9 @@ impl Worker {
 struct FrameStyle<'a> {
     seq: u64,
     discont: bool,
+    own_refresh: Option<u64>,
     vector: StyleVector,
     blend: f32,
-    refresh_own_vector: bool,
     deflicker: f32,
     own_vector_fade: Duration,
     pts: Option<gst::ClockTime>,
@@ -314,9 +242,9 @@ fn stylize_frame(
     let FrameStyle {
         seq,
         discont,
+        own_refresh,
         vector,
         blend,
-        refresh_own_vector,
         deflicker,
         own_vector_fade,
         pts,
@@ -327,19 +255,21 @@ fn stylize_frame(
     let (w, h) = (frame.width() as usize, frame.height() as usize);
     let stride = frame.plane_stride()[0] as usize;
     let data = frame.plane_data_mut(0).map_err(|e| e.to_string())?;
-    let vector = if blend > 0.0 {
-        if refresh_own_vector || shared.own_vector(pts).is_none() {
+    let own = match own_refresh {
+        Some(refresh) if refresh == seq => {
+            let from = shared.own.start(seq, pts);
             let fresh = engine
                 .style_vector(data, stride, w, h)
                 .map_err(|e| e.to_string())?;
-            shared.refresh_own_vector(fresh, pts, own_vector_fade);
+            shared.own.publish(seq, from, fresh, pts, own_vector_fade);
+            shared.own.at(seq, pts)
         }
-        match shared.own_vector(pts) {
-            Some(own) => blend_vectors(&vector, &own, blend),
-            None => vector,
-        }
-    } else {
-        vector
+        Some(refresh) => shared.own.at(refresh, pts),
+        None => None,
+    };
+    let vector = match own {
+        Some(own) if blend > 0.0 => blend_vectors(&vector, &own, blend),
+        _ => vector,
     };
     engine
         .stylize_with(data, stride, w, h, &vector, |input, output, size| {
@@ -379,9 +309,9 @@ impl Pool {
                 shutdown: false,
             }),
             turn: Condvar::new(),
-            own_vector: Mutex::new(None),
+            own: OwnVectors::default(),
         });
-        let (tx, rx) = sync_channel::<Job>(size);
+        let (tx, rx) = sync_channel::<Planned>(size);
         let rx = Arc::new(Mutex::new(rx));
         let workers = engines
             .into_iter()
@@ -435,10 +365,13 @@ impl Pool {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        let job = make(seq);
+        let own_refresh =
+            (job.blend > 0.0).then(|| self.shared.own.plan(seq, job.refresh_own_vector));
         let sent = self
             .jobs
             .as_ref()
-            .is_some_and(|tx| tx.send(make(seq)).is_ok());
+            .is_some_and(|tx| tx.send(Planned { job, own_refresh }).is_ok());
         if !sent {
             return Err(gst::FlowError::Flushing);
         }
@@ -474,11 +407,7 @@ impl PoolHandle {
             .unwrap_or_else(|e| e.into_inner())
             .deflicker
             .reset();
-        *self
-            .shared
-            .own_vector
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        self.shared.own.refresh_next();
     }
 
     /// While flushing, finished frames are dropped and submit refuses new ones. A
@@ -514,6 +443,7 @@ impl Drop for Pool {
             t.shutdown = true;
             self.shared.turn.notify_all();
         }
+        self.shared.own.shutdown();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -523,7 +453,7 @@ impl Drop for Pool {
     }
 }
 
-fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Job>>>, shared: Arc<Shared>) {
+fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Planned>>>, shared: Arc<Shared>) {
     prime_channel_wait();
     let mut worker = Worker {
         engine,
@@ -536,7 +466,7 @@ fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Job>>>, shared: Arc<Shared
             let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
             rx.recv()
         };
-        let Ok(job) = job else {
+        let Ok(Planned { job, own_refresh }) = job else {
             return;
         };
         let seq = job.seq;
@@ -546,8 +476,12 @@ fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Job>>>, shared: Arc<Shared
         // A panic fails the frame instead of leaving the turn and the output slot empty,
         // which would stall the stream.
         let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            worker.process(job, &mut took_turn)
+            worker.process(job, own_refresh, &mut took_turn)
         }));
+        if own_refresh == Some(seq) {
+            // Frames that follow this refresh must not wait for one that never comes.
+            shared.own.abandon(seq);
+        }
         let outcome = match processed {
             Ok(Ok(buffer)) => Outcome::Done(buffer, submitted, started.elapsed()),
             Ok(Err(e)) => Outcome::Failed(e),
