@@ -5,7 +5,8 @@
 //! The deflicker needs the previous frame's output, so that one step runs in input
 //! order: a worker whose painting is ready waits for its turn ([`Temporal`]), blends,
 //! and passes the turn on. The network runs in parallel as before; only the blend, a
-//! small fraction of a frame, is serial.
+//! small fraction of a frame, is serial. With `blend`, the frame's own style vector is
+//! shared the same way ([`OwnVectors`]).
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
