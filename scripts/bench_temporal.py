@@ -24,8 +24,11 @@ pairs (t-1, t) for t >= 1. For `pan`, "O_t-1" means O_t-1 shifted by the known m
 O_t[:, x] is compared with O_t-1[:, x + 2] and the 2 px edge is cropped (the same for I).
   static mask   |blur9(Y_t - Y_t-1)| < 3 levels, blur9 = 9x9 box blur (edges replicated);
                 for `pan` from the shifted input, so the whole picture is static there
-  moving mask   |blur9(Y_t - Y_t-1)| >= 6 levels, never shifted: where the picture at a fixed
-                pixel changes, which is where a temporal filter can lag
+  moving mask   |blur9(Y_t - Y_t-1)| >= 6 levels, for `pan` from the shifted input too: where
+                the scene itself changes, which is where a temporal filter can lag (the
+                element follows the camera's motion, so a pan alone moves nothing; the JSON's
+                offset_moving_fixed gives |O_t - P_t| where the picture at a fixed pixel
+                changes, for the record)
   flicker       mean over t of the mean |O_t - O_t-1| (all 3 channels) over static pixels
   ratio         flicker / baseline flicker
   input change  mean over t of the mean |I_t - I_t-1| over static pixels (context)
@@ -268,26 +271,29 @@ def absdiff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @dataclass
 class Masks:
     static: list[np.ndarray]     # per t >= 1, on the aligned (cropped) frame
-    moving: list[np.ndarray]     # per t >= 1, full frame, unshifted
+    moving: list[np.ndarray]     # per t >= 1, on the aligned (cropped) frame
+    moving_fixed: list[np.ndarray]  # per t >= 1, full frame, unshifted
     input_change: float
     static_share: float
     moving_share: float
 
 
 def input_masks(clip: np.ndarray, dx: int) -> Masks:
-    static, moving, changes = [], [], []
+    static, moving, moving_fixed, changes = [], [], [], []
     y_prev = luma(clip[0])
     for t in range(1, len(clip)):
         y = luma(clip[t])
         a, b = aligned(y, y_prev, dx)
-        s = np.abs(box_blur(a - b)) < STATIC_BELOW          # blur is linear: blur(a) - blur(b)
-        m = np.abs(box_blur(y - y_prev)) >= MOVING_FROM
+        blurred_change = np.abs(box_blur(a - b))
+        s = blurred_change < STATIC_BELOW
+        m = blurred_change >= MOVING_FROM
         static.append(s)
         moving.append(m)
+        moving_fixed.append(np.abs(box_blur(y - y_prev)) >= MOVING_FROM)
         if s.any():
             changes.append(absdiff(*aligned(clip[t], clip[t - 1], dx))[s].mean())
         y_prev = y
-    return Masks(static, moving, float(np.mean(changes)) if changes else float("nan"),
+    return Masks(static, moving, moving_fixed, float(np.mean(changes)) if changes else float("nan"),
                  float(np.mean([s.mean() for s in static])), float(np.mean([m.mean() for m in moving])))
 
 
@@ -300,6 +306,7 @@ def clip_metrics(out: np.ndarray, base: np.ndarray, masks: Masks, dx: int) -> di
     flicker = []                                   # per t >= 1 (None: no static pixel)
     lag_sum, lag_n = 0.0, 0
     off_sum, off_n = 0.0, 0
+    fixed_sum, fixed_n = 0.0, 0
     for t in range(1, len(out)):
         s = masks.static[t - 1]
         flicker.append(float(absdiff(*aligned(out[t], out[t - 1], dx))[s].mean()) if s.any() else None)
@@ -308,8 +315,12 @@ def clip_metrics(out: np.ndarray, base: np.ndarray, masks: Masks, dx: int) -> di
         off_n += int(s.sum())
         m = masks.moving[t - 1]
         if m.any():
-            lag_sum += float(absdiff(out[t], base[t])[m].sum())
+            lag_sum += float(absdiff(out[t][:, :W - dx], base[t][:, :W - dx])[m].sum())
             lag_n += int(m.sum())
+        f = masks.moving_fixed[t - 1]
+        if f.any():
+            fixed_sum += float(absdiff(out[t], base[t])[f].sum())
+            fixed_n += int(f.sum())
     valid = [f for f in flicker if f is not None]
     enough_moving = lag_n >= MIN_MOVING_SHARE * (len(out) - 1) * H * W
     return {
@@ -318,6 +329,7 @@ def clip_metrics(out: np.ndarray, base: np.ndarray, masks: Masks, dx: int) -> di
         "texture": float(np.mean([texture(f) for f in out])),
         "lag": lag_sum / lag_n if enough_moving else None,
         "offset_static": off_sum / off_n if off_n else None,
+        "offset_moving_fixed": fixed_sum / fixed_n if fixed_n else None,
     }
 
 
