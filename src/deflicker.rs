@@ -21,6 +21,9 @@
 //! held for ever. A pixel is either held or repainted: unlike averaging outputs over
 //! frames (which softens the brush texture), holding keeps it.
 //!
+//! When the camera pans or tilts, the held painting and `R` first move with it
+//! ([`crate::motion`]), so `O_t-1` and `R` above are taken where the content was.
+//!
 //! Measured levers that lost (figures in the README): averaging with a floor on `w`
 //! (texture drops to 0.82-0.88), and holding the network's instance-norm statistics
 //! steady over time (only 7-15% less flicker: the shimmer is mostly local).
@@ -32,6 +35,8 @@
 /// clips (`scripts/bench-temporal.sh`). It holds the painting where the blurred camera
 /// image changed by less than 1.5 luma levels, and repaints fully from 3 levels.
 pub const DEFAULT_STRENGTH: f64 = 0.75;
+
+use crate::motion::{self, Motion};
 
 /// Half the side of the box blur over the input luma, in frame pixels (9x9).
 const BLUR_RADIUS_IN_FRAME: f32 = 4.0;
@@ -92,18 +97,40 @@ impl Analysis {
 }
 
 /// The temporal state of one stream at one inference size.
+///
+/// The held painting lives on a canvas that follows the camera: a pan moves it by
+/// whole pixels exactly, and the sub-pixel rest (`offset`) is applied only when the
+/// canvas is shown and when a repainted pixel is written back. So a held pixel is
+/// resampled at most twice however long it is held, and the brush texture survives
+/// a pan. With a fixed camera the offset stays zero and nothing is resampled.
 #[derive(Default)]
 pub struct Deflicker {
     size: (usize, usize),
-    /// The previous output, packed RGB. Held pixels are copied, repainted ones taken
-    /// whole, so rounding never accumulates.
-    previous: Vec<u8>,
-    /// R: the blurred input luma the held output belongs to.
-    reference: Vec<f32>,
+    /// The held painting, packed RGB 0..255, shown at `offset`.
+    canvas: Vec<f32>,
+    /// The canvas rounded, while it is current: a held pixel of a still camera is a
+    /// copy of it.
+    canvas_bytes: Vec<u8>,
+    canvas_bytes_current: bool,
+    /// R: the blurred input luma the held painting belongs to, on the same canvas.
+    canvas_reference: Vec<f32>,
+    /// The sub-pixel part of the camera's motion since the canvas was last moved by
+    /// whole pixels: the picture shows `canvas(x + offset)`.
+    offset: Motion,
     /// The style vector of the last frame taken afresh: the held painting's.
     painted_with: Vec<f32>,
     /// The previous frame's style vector.
     last_vector: Vec<f32>,
+    /// The previous frame's blurred luma, to find the camera's motion.
+    last_blurred: Vec<f32>,
+    /// Scratch space: the canvas and reference as shown, this frame's painting and
+    /// luma on the canvas, and rows for the resampler.
+    shown: Vec<f32>,
+    shown_reference: Vec<f32>,
+    painted: Vec<f32>,
+    painted_luma: Vec<f32>,
+    rows: Vec<f32>,
+    moved: Vec<f32>,
     started: bool,
 }
 
@@ -135,11 +162,34 @@ impl Deflicker {
             return Outcome::Off;
         }
         let blurred = &input.blurred;
-        let fresh = !self.started
-            || self.size != input.size
+        let same_size = self.started && self.size == input.size;
+        if same_size && self.last_blurred.len() == n {
+            let motion = motion::estimate(&self.last_blurred, blurred, input.size);
+            if !motion.is_still() {
+                self.follow(motion);
+            }
+        }
+        self.last_blurred.clone_from(blurred);
+        let moving = !self.offset.is_still();
+        if same_size && moving {
+            motion::shift(
+                &self.canvas_reference,
+                self.size,
+                1,
+                self.offset,
+                &mut self.rows,
+                &mut self.shown_reference,
+            );
+        }
+        let reference = if moving {
+            &self.shown_reference
+        } else {
+            &self.canvas_reference
+        };
+        let fresh = !same_size
             || style_moved(&self.painted_with, vector)
             || settled_elsewhere(&self.last_vector, &self.painted_with, vector)
-            || mean_abs_diff(blurred, &self.reference) > SCENE_CUT_LEVELS;
+            || mean_abs_diff(blurred, reference) > SCENE_CUT_LEVELS;
         self.last_vector.clear();
         self.last_vector.extend_from_slice(vector);
         if fresh {
@@ -147,40 +197,162 @@ impl Deflicker {
             self.painted_with.extend_from_slice(vector);
             self.size = input.size;
             self.started = true;
-            self.reference.clone_from(blurred);
-            self.previous.clear();
-            self.previous.extend_from_slice(&output[..n * 3]);
+            self.offset = Motion::default();
+            self.canvas_reference.clone_from(blurred);
+            self.canvas.clear();
+            self.canvas
+                .extend(output[..n * 3].iter().map(|&v| v as f32));
+            self.canvas_bytes.clear();
+            self.canvas_bytes.extend_from_slice(&output[..n * 3]);
+            self.canvas_bytes_current = true;
             return Outcome::Fresh;
+        }
+        if moving {
+            self.prepare_moving(output, blurred);
         }
         let strength = strength.min(1.0);
         let (lo, hi) = (LOW_PER_STRENGTH * strength, HIGH_PER_STRENGTH * strength);
-        let pixels = self
-            .reference
-            .iter_mut()
-            .zip(blurred)
-            .zip(self.previous.chunks_exact_mut(3))
-            .zip(output.chunks_exact_mut(3));
-        for (((reference, &now), previous), out) in pixels {
-            let d = (now - *reference).abs();
-            if d <= lo {
-                out.copy_from_slice(previous);
-                continue;
+        if !moving {
+            if !self.canvas_bytes_current {
+                self.canvas_bytes.clear();
+                self.canvas_bytes
+                    .extend(self.canvas.iter().map(|&v| to_u8(v)));
+                self.canvas_bytes_current = true;
             }
-            if d >= hi {
-                *reference = now;
-                previous.copy_from_slice(out);
-                continue;
+            // The canvas is the picture: blend in place.
+            let pixels = self
+                .canvas_reference
+                .iter_mut()
+                .zip(blurred)
+                .zip(self.canvas.chunks_exact_mut(3))
+                .zip(self.canvas_bytes.chunks_exact_mut(3))
+                .zip(output.chunks_exact_mut(3));
+            for ((((reference, &now), canvas), bytes), out) in pixels {
+                let d = (now - *reference).abs();
+                if d > lo {
+                    let w = weight(d, lo, hi);
+                    *reference += w * (now - *reference);
+                    for ((h, b), &o) in canvas.iter_mut().zip(bytes.iter_mut()).zip(out.iter()) {
+                        *h += w * (o as f32 - *h);
+                        *b = to_u8(*h);
+                    }
+                }
+                out.copy_from_slice(bytes);
             }
-            let w = (d - lo) / (hi - lo);
-            *reference += w * (now - *reference);
-            for (p, o) in previous.iter_mut().zip(out.iter_mut()) {
-                let blended = *p as f32 + w * (*o as f32 - *p as f32);
-                *p = blended.round().clamp(0.0, 255.0) as u8;
-                *o = *p;
+            return Outcome::Held;
+        }
+        self.canvas_bytes_current = false;
+        let pixels = blurred
+            .iter()
+            .zip(&self.shown_reference)
+            .zip(self.canvas_reference.iter_mut().zip(&self.painted_luma))
+            .zip(self.shown.chunks_exact(3).zip(self.painted.chunks_exact(3)))
+            .zip(
+                self.canvas
+                    .chunks_exact_mut(3)
+                    .zip(output.chunks_exact_mut(3)),
+            );
+        for ((((&now, &shown_reference), (reference, &luma)), (shown, painted)), (canvas, out)) in
+            pixels
+        {
+            let w = weight((now - shown_reference).abs(), lo, hi);
+            if w > 0.0 {
+                *reference += w * (luma - *reference);
+                for (h, &p) in canvas.iter_mut().zip(painted) {
+                    *h += w * (p - *h);
+                }
+            }
+            for (o, &held) in out.iter_mut().zip(shown) {
+                *o = to_u8(held + w * (*o as f32 - held));
             }
         }
         Outcome::Held
     }
+
+    /// Moves the canvas with the camera: whole pixels at once, exactly; the rest is
+    /// kept in `offset`.
+    fn follow(&mut self, motion: Motion) {
+        let total = Motion {
+            dx: self.offset.dx + motion.dx,
+            dy: self.offset.dy + motion.dy,
+        };
+        let whole = Motion {
+            dx: total.dx.floor(),
+            dy: total.dy.floor(),
+        };
+        self.offset = Motion {
+            dx: total.dx - whole.dx,
+            dy: total.dy - whole.dy,
+        };
+        if whole.is_still() {
+            return;
+        }
+        self.canvas_bytes_current = false;
+        let size = self.size;
+        motion::shift(
+            &self.canvas,
+            size,
+            3,
+            whole,
+            &mut self.rows,
+            &mut self.moved,
+        );
+        std::mem::swap(&mut self.canvas, &mut self.moved);
+        motion::shift(
+            &self.canvas_reference,
+            size,
+            1,
+            whole,
+            &mut self.rows,
+            &mut self.moved,
+        );
+        std::mem::swap(&mut self.canvas_reference, &mut self.moved);
+    }
+
+    /// For a canvas at a sub-pixel offset: the canvas as shown, and this frame's
+    /// painting and luma moved onto the canvas.
+    fn prepare_moving(&mut self, output: &[u8], blurred: &[f32]) {
+        let size = self.size;
+        let back = Motion {
+            dx: -self.offset.dx,
+            dy: -self.offset.dy,
+        };
+        motion::shift(
+            &self.canvas,
+            size,
+            3,
+            self.offset,
+            &mut self.rows,
+            &mut self.shown,
+        );
+        self.moved.clear();
+        self.moved.extend(output.iter().map(|&v| v as f32));
+        motion::shift(
+            &self.moved,
+            size,
+            3,
+            back,
+            &mut self.rows,
+            &mut self.painted,
+        );
+        motion::shift(
+            blurred,
+            size,
+            1,
+            back,
+            &mut self.rows,
+            &mut self.painted_luma,
+        );
+    }
+}
+
+/// How much of this frame's painting a pixel takes, for a blurred luma change `d`.
+fn weight(d: f32, lo: f32, hi: f32) -> f32 {
+    ((d - lo) / (hi - lo)).clamp(0.0, 1.0)
+}
+
+fn to_u8(v: f32) -> u8 {
+    v.round().clamp(0.0, 255.0) as u8
 }
 
 /// A fade in small steps has ended (the vector stopped) somewhere other than where the

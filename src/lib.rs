@@ -4,6 +4,7 @@
 //! - [`tflite`]: the flatbuffer patch that gives the transfer network other sizes;
 //! - [`engine`]: the transfer and prediction networks around a frame;
 //! - [`deflicker`]: the temporal hold that keeps a fixed camera's painting still;
+//! - [`motion`]: the camera's global motion, so the hold follows pans;
 //! - [`auto`]: what `accelerator=auto` picks, by measurement;
 //! - [`vulkan`]: the machine's Vulkan devices, so `auto` never picks a software one;
 //! - [`resample`]: Pillow-compatible bilinear resizing;
@@ -19,6 +20,7 @@ pub mod element;
 pub mod engine;
 pub mod litert;
 pub mod models;
+pub mod motion;
 pub mod paths;
 pub mod resample;
 pub mod store;
