@@ -47,6 +47,10 @@ const LOW_PER_STRENGTH: f32 = 2.0;
 const HIGH_PER_STRENGTH: f32 = 4.0;
 /// A frame whose mean blurred luma change exceeds this many levels is a new scene.
 const SCENE_CUT_LEVELS: f32 = 12.0;
+/// The reference of canvas pixels that came in at an edge: far from any luma, so they
+/// are repainted. Resampled, it stays outside `COVERED` near them.
+const UNCOVERED: f32 = -1.0e4;
+const COVERED: std::ops::RangeInclusive<f32> = -64.0..=320.0;
 /// A style vector that moved further than this (relative L2) from the one the held
 /// painting was made with is a new style.
 const STYLE_STEP: f32 = 0.01;
@@ -307,6 +311,28 @@ impl Deflicker {
             &mut self.moved,
         );
         std::mem::swap(&mut self.canvas_reference, &mut self.moved);
+        // What came in at the edges is not on the canvas: a reference no picture is
+        // near makes it repainted (rather than the edge smeared across it).
+        let (w, h) = size;
+        let (dx, dy) = (whole.dx as isize, whole.dy as isize);
+        let columns = if dx > 0 {
+            w.saturating_sub(dx as usize)..w
+        } else {
+            0..(-dx as usize).min(w)
+        };
+        let rows = if dy > 0 {
+            h.saturating_sub(dy as usize)..h
+        } else {
+            0..(-dy as usize).min(h)
+        };
+        for y in 0..h {
+            let row = &mut self.canvas_reference[y * w..(y + 1) * w];
+            if rows.contains(&y) {
+                row.fill(UNCOVERED);
+            } else {
+                row[columns.clone()].fill(UNCOVERED);
+            }
+        }
     }
 
     /// For a canvas at a sub-pixel offset: the canvas as shown, and this frame's
@@ -373,11 +399,24 @@ fn style_moved(before: &[f32], now: &[f32]) -> bool {
     diff > STYLE_STEP * STYLE_STEP * norm.max(f32::MIN_POSITIVE)
 }
 
-fn mean_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    if a.is_empty() || a.len() != b.len() {
+/// The mean |now - reference| over the pixels the reference covers (not those that
+/// came in at an edge during a pan).
+fn mean_abs_diff(now: &[f32], reference: &[f32]) -> f32 {
+    if now.is_empty() || now.len() != reference.len() {
         return f32::INFINITY;
     }
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32
+    let (mut sum, mut n) = (0.0f32, 0usize);
+    for (x, r) in now.iter().zip(reference) {
+        if COVERED.contains(r) {
+            sum += (x - r).abs();
+            n += 1;
+        }
+    }
+    if n == 0 {
+        f32::INFINITY
+    } else {
+        sum / n as f32
+    }
 }
 
 /// BT.601 luma of packed RGB, 0..255.
@@ -551,6 +590,53 @@ mod tests {
             step(&mut d, &small, &mut out, (8, 8), &[0.0, 1.001], 1.0),
             Outcome::Fresh
         );
+    }
+
+    #[test]
+    fn a_pan_moves_the_held_painting_and_repaints_what_comes_in_at_the_edge() {
+        let (w, h) = (96, 64);
+        // A scene seen through a window moving right 3 px per frame: textured, then
+        // flat from scene column 80 on (a wall, the sky), so what comes in at the right
+        // edge looks like the column before it.
+        let scene = |t: usize| {
+            let mut v = Vec::with_capacity(w * h * 3);
+            for y in 0..h {
+                for x in 0..w {
+                    let u = (x + 3 * t) as f32;
+                    let texture = 60.0 * (u * 0.37).sin() * (y as f32 * 0.23).cos();
+                    let l = 128.0 + if u < 80.0 { texture } else { 0.0 };
+                    v.extend([l as u8; 3]);
+                }
+            }
+            v
+        };
+        // Each frame's painting: a gradient along x that moves with the scene, plus
+        // a different offset every frame (the network's shimmer).
+        let paint = |t: usize, shimmer: u8| {
+            let mut v = Vec::with_capacity(w * h * 3);
+            for _ in 0..h {
+                for x in 0..w {
+                    v.extend([((x + 3 * t) as u8).wrapping_add(shimmer); 3]);
+                }
+            }
+            v
+        };
+        let mut d = Deflicker::new();
+        let v = [1.0f32];
+        let mut first = paint(0, 0);
+        step(&mut d, &scene(0), &mut first, (w, h), &v, 0.75);
+        let mut out = paint(1, 40);
+        assert_eq!(
+            step(&mut d, &scene(1), &mut out, (w, h), &v, 0.75),
+            Outcome::Held
+        );
+        let at = |f: &[u8], x: usize| f[(32 * w + x) * 3];
+        // Inside, the old painting, moved with the scene (within the sub-pixel rest).
+        for x in 10..80 {
+            assert!(at(&out, x).abs_diff(at(&first, x + 3)) <= 2, "column {x}");
+        }
+        // At the right edge, where the scene came in: this frame's painting.
+        assert_eq!(at(&out, w - 1), at(&paint(1, 40), w - 1));
     }
 
     #[test]

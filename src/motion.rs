@@ -10,16 +10,21 @@
 
 /// The largest motion searched, in pixels of the image searched, per frame.
 const SEARCH: isize = 6;
-/// Sample every this many pixels in the coarse search.
+/// Sample every this many pixels in the search over all motions, then every
+/// `COARSE_STEP` around the best one.
+const SEARCH_STEP: usize = 8;
 const COARSE_STEP: usize = 4;
-/// A motion must fit at least this much better than none to count.
+/// A frame that changed by less than this (mean blurred luma levels) did not move:
+/// sensor noise is below it.
+const NOISE_FLOOR: f32 = 0.3;
+/// A motion must fit at least this much better than none...
 const BETTER_THAN_STILL: f32 = 0.5;
-/// ... and the frame must have changed where it is sampled, by more than
-/// `CHANGED_LEVELS`, at this share of the samples at least: a pan changes most of a
-/// textured picture, while people or cars crossing a fixed camera's view (or a ball on
-/// a flat test pattern) change a small part of it, and must not move the rest.
-const MIN_CHANGED_SHARE: f32 = 0.25;
-const CHANGED_LEVELS: f32 = 3.0;
+/// ... and help (by `HELPED_LEVELS`) at this share of the samples at least: a pan
+/// helps across the picture, even a dark or misty one, while a ball on a flat test
+/// pattern, or people and cars crossing a fixed camera, are a small part of it and
+/// must not move the rest.
+const MIN_HELPED_SHARE: f32 = 0.1;
+const HELPED_LEVELS: f32 = 0.5;
 /// Sub-pixel motion under this is none.
 const MIN_MOTION: f32 = 0.25;
 
@@ -62,18 +67,27 @@ fn cost(
     }
 }
 
-/// The share of the coarse samples that changed by more than `CHANGED_LEVELS`.
-fn changed_share(before: &[f32], now: &[f32], (w, h): (usize, usize)) -> f32 {
+/// The share of the coarse samples where moving by `by` lowers the difference by more
+/// than `HELPED_LEVELS`.
+fn helped_share(
+    before: &[f32],
+    now: &[f32],
+    (w, h): (usize, usize),
+    (sx, sy): (isize, isize),
+) -> f32 {
     let m = SEARCH as usize + 1;
-    let (mut changed, mut n) = (0usize, 0usize);
+    let (mut helped, mut n) = (0usize, 0usize);
     for y in (m..h.saturating_sub(m)).step_by(COARSE_STEP) {
+        let moved = (y as isize + sy) as usize * w;
         for x in (m..w.saturating_sub(m)).step_by(COARSE_STEP) {
             let i = y * w + x;
-            changed += ((now[i] - before[i]).abs() > CHANGED_LEVELS) as usize;
+            let still = (now[i] - before[i]).abs();
+            let with = (now[i] - before[moved + (x as isize + sx) as usize]).abs();
+            helped += (still - with > HELPED_LEVELS) as usize;
             n += 1;
         }
     }
-    changed as f32 / n.max(1) as f32
+    helped as f32 / n.max(1) as f32
 }
 
 /// The parabola's minimum through costs at -1, 0 and +1, within half a pixel.
@@ -92,21 +106,28 @@ pub fn estimate(before: &[f32], now: &[f32], (w, h): (usize, usize)) -> Motion {
     if before.len() != w * h || now.len() != w * h || w <= m + COARSE_STEP || h <= m + COARSE_STEP {
         return Motion::default();
     }
-    if changed_share(before, now, (w, h)) < MIN_CHANGED_SHARE {
+    let still = cost(before, now, (w, h), (0, 0), COARSE_STEP);
+    if still < NOISE_FLOOR {
         return Motion::default();
     }
-    let still = cost(before, now, (w, h), (0, 0), COARSE_STEP);
-    let mut best = ((0, 0), still);
-    for sy in -SEARCH..=SEARCH {
-        for sx in -SEARCH..=SEARCH {
-            let c = cost(before, now, (w, h), (sx, sy), COARSE_STEP);
-            if c < best.1 {
-                best = ((sx, sy), c);
+    let search = |centre: (isize, isize), reach: isize, step: usize| {
+        let mut best = (centre, f32::INFINITY);
+        for sy in (centre.1 - reach).max(-SEARCH)..=(centre.1 + reach).min(SEARCH) {
+            for sx in (centre.0 - reach).max(-SEARCH)..=(centre.0 + reach).min(SEARCH) {
+                let c = cost(before, now, (w, h), (sx, sy), step);
+                if c < best.1 {
+                    best = ((sx, sy), c);
+                }
             }
         }
-    }
-    let ((bx, by), c) = best;
-    if (bx, by) == (0, 0) || c >= BETTER_THAN_STILL * still {
+        best
+    };
+    let (rough, _) = search((0, 0), SEARCH, SEARCH_STEP);
+    let ((bx, by), c) = search(rough, 1, COARSE_STEP);
+    if (bx, by) == (0, 0)
+        || c >= BETTER_THAN_STILL * still
+        || helped_share(before, now, (w, h), (bx, by)) < MIN_HELPED_SHARE
+    {
         return Motion::default();
     }
     // Refine on a finer grid around the best whole-pixel motion.
