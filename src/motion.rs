@@ -68,13 +68,15 @@ fn cost(
 }
 
 /// The share of the coarse samples where moving by `by` lowers the difference by more
-/// than `HELPED_LEVELS`.
+/// than `HELPED_LEVELS`; with no motion, the share that changed by more than that (the
+/// most any motion could help).
 fn helped_share(
     before: &[f32],
     now: &[f32],
     (w, h): (usize, usize),
-    (sx, sy): (isize, isize),
+    by: Option<(isize, isize)>,
 ) -> f32 {
+    let (sx, sy) = by.unwrap_or((0, 0));
     let m = SEARCH as usize + 1;
     let (mut helped, mut n) = (0usize, 0usize);
     for y in (m..h.saturating_sub(m)).step_by(COARSE_STEP) {
@@ -82,7 +84,10 @@ fn helped_share(
         for x in (m..w.saturating_sub(m)).step_by(COARSE_STEP) {
             let i = y * w + x;
             let still = (now[i] - before[i]).abs();
-            let with = (now[i] - before[moved + (x as isize + sx) as usize]).abs();
+            let with = match by {
+                Some(_) => (now[i] - before[moved + (x as isize + sx) as usize]).abs(),
+                None => 0.0,
+            };
             helped += (still - with > HELPED_LEVELS) as usize;
             n += 1;
         }
@@ -107,7 +112,9 @@ pub fn estimate(before: &[f32], now: &[f32], (w, h): (usize, usize)) -> Motion {
         return Motion::default();
     }
     let still = cost(before, now, (w, h), (0, 0), COARSE_STEP);
-    if still < NOISE_FLOOR {
+    // A motion can only help where the frame changed: when too little did, there is
+    // no need to search (a fixed camera pays only these two passes).
+    if still < NOISE_FLOOR || helped_share(before, now, (w, h), None) < MIN_HELPED_SHARE {
         return Motion::default();
     }
     let search = |centre: (isize, isize), reach: isize, step: usize| {
@@ -126,7 +133,7 @@ pub fn estimate(before: &[f32], now: &[f32], (w, h): (usize, usize)) -> Motion {
     let ((bx, by), c) = search(rough, 1, COARSE_STEP);
     if (bx, by) == (0, 0)
         || c >= BETTER_THAN_STILL * still
-        || helped_share(before, now, (w, h), (bx, by)) < MIN_HELPED_SHARE
+        || helped_share(before, now, (w, h), Some((bx, by))) < MIN_HELPED_SHARE
     {
         return Motion::default();
     }
