@@ -282,7 +282,7 @@ impl ObjectImpl for Stylize {
                     .build(),
                 glib::ParamSpecDouble::builder("deflicker")
                     .nick("Deflicker")
-                    .blurb("Temporal stability: where the camera image did not change (by less than about 2 x deflicker luma levels, blurred), keep the previous painting instead of a freshly painted one, so a fixed camera's picture does not shimmer. 0 paints every frame on its own. Moving parts, scene cuts, style switches, caps changes and flushes are always painted afresh")
+                    .blurb("Temporal stability: where the camera image did not change (by less than about 2 x deflicker luma levels, blurred), keep the previous painting instead of a freshly painted one, so a fixed camera's picture does not shimmer. 0 paints every frame on its own. A pan or tilt moves the kept painting with the camera; moving parts, scene cuts, style switches, caps changes and flushes are painted afresh")
                     .minimum(0.0)
                     .maximum(1.0)
                     .default_value(DEFAULT_DEFLICKER)
