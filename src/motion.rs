@@ -198,29 +198,34 @@ pub fn shift(
         }
         return;
     }
-    rows.clear();
-    rows.resize(src.len(), 0.0);
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..channels {
-                let mut v = 0.0;
-                for (t, k) in kx.iter().enumerate() {
-                    let sx = clamp(x as isize + ix + t as isize - 1, w);
-                    v += k * src[(y * w + sx) * channels + c];
-                }
-                rows[(y * w + x) * channels + c] = v;
-            }
-        }
-    }
+    resample_pass(src, (w, h), channels, (ix, kx), (1, 0), rows);
+    resample_pass(rows, (w, h), channels, (iy, ky), (0, 1), out);
+}
+
+/// One direction of [`shift`]: `out(p) = sum_t k[t] * src(p + (start + t - 1) * step)`,
+/// with `step` (1, 0) along rows or (0, 1) along columns, edges repeated.
+fn resample_pass(
+    src: &[f32],
+    (w, h): (usize, usize),
+    channels: usize,
+    (start, kernel): (isize, [f32; 4]),
+    step: (usize, usize),
+    out: &mut Vec<f32>,
+) {
+    let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
     out.clear();
     out.resize(src.len(), 0.0);
     for y in 0..h {
         for x in 0..w {
             for c in 0..channels {
                 let mut v = 0.0;
-                for (t, k) in ky.iter().enumerate() {
-                    let sy = clamp(y as isize + iy + t as isize - 1, h);
-                    v += k * rows[(sy * w + x) * channels + c];
+                for (t, k) in kernel.iter().enumerate() {
+                    let d = start + t as isize - 1;
+                    let (sx, sy) = (
+                        clamp(x as isize + d * step.0 as isize, w),
+                        clamp(y as isize + d * step.1 as isize, h),
+                    );
+                    v += k * src[(sy * w + sx) * channels + c];
                 }
                 out[(y * w + x) * channels + c] = v;
             }

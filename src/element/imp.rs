@@ -10,7 +10,7 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
 use super::fade::Fade;
-use super::pool::{Job, Pool, PoolHandle, Sink};
+use super::pool::{FrameParams, Job, Pool, PoolHandle, Sink};
 use crate::auto::{self, AutoChoice};
 use crate::engine::{default_threads, Accelerator, Engine, EngineConfig};
 use crate::litert::Hardware;
@@ -121,8 +121,6 @@ struct State {
     style_vector: StyleVector,
     /// The style vector over stream time: a fade after a switch with `transition-ms`.
     fade: Option<Fade>,
-    /// Frames handed over since the frame's own vector (for `blend`) was recomputed.
-    frames_since_own_vector: u32,
     /// The last frame's PTS: fades run only on timestamps that move forward.
     last_pts: Option<gst::ClockTime>,
     info: Option<Arc<gst_video::VideoInfo>>,
@@ -519,7 +517,6 @@ impl BaseTransformImpl for Stylize {
             style_id,
             style_vector,
             fade: None,
-            frames_since_own_vector: 0,
             last_pts: None,
             info: None,
             pool,
@@ -650,15 +647,6 @@ impl BaseTransformImpl for Stylize {
         if fade.done(pts) {
             *fade = Fade::settled(vector);
         }
-        let refresh_own_vector = blend > 0.0
-            && state
-                .frames_since_own_vector
-                .is_multiple_of(blend_interval.max(1));
-        state.frames_since_own_vector = if refresh_own_vector {
-            1
-        } else {
-            state.frames_since_own_vector.wrapping_add(1)
-        };
         // A recomputed own vector fades in over the transition, or, without one, over
         // the frames until the next refresh: its path never jumps.
         let own_vector_fade = if transition.is_zero() {
@@ -669,16 +657,18 @@ impl BaseTransformImpl for Stylize {
         let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
         let pool = state.pool.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
         pool.submit(|seq| Job {
-            seq,
-            discont,
             buffer,
             info,
-            vector,
-            blend,
-            refresh_own_vector,
-            deflicker,
-            own_vector_fade,
-            pts,
+            params: FrameParams {
+                seq,
+                discont,
+                vector,
+                blend,
+                blend_interval,
+                deflicker,
+                own_vector_fade,
+                pts,
+            },
             submitted: Instant::now(),
         })?;
         Ok(GenerateOutputSuccess::NoOutput)
@@ -729,7 +719,6 @@ impl VideoFilterImpl for Stylize {
         state.info = Some(Arc::new(in_info.clone()));
         // New caps start the temporal state afresh (frames in flight were drained
         // before the caps event).
-        state.frames_since_own_vector = 0;
         if let Some(pool) = &state.pool {
             pool.handle().reset_temporal();
         }

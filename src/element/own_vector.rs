@@ -32,8 +32,9 @@ enum Slot {
 struct Registry {
     /// Recent refreshes by frame number, oldest first; the capacity is reused.
     refreshes: Vec<(u64, Slot)>,
-    /// The latest refresh handed over.
+    /// The latest refresh handed over, and the frames handed over since it.
     latest: Option<u64>,
+    since_latest: u32,
     /// The next frame refreshes whatever the interval says (after a flush or caps).
     refresh_next: bool,
     shutdown: bool,
@@ -79,18 +80,20 @@ impl OwnVectors {
     }
 
     /// At hand-over of frame `seq`: the refresh whose fade the frame uses, which is
-    /// `seq` itself when it refreshes (`due`, or the first frame, or the first after a
-    /// reset).
-    pub fn plan(&self, seq: u64, due: bool) -> u64 {
+    /// `seq` itself when it refreshes (every `interval` frames, the first frame, and
+    /// the first after a reset).
+    pub fn plan(&self, seq: u64, interval: u32) -> u64 {
         let mut r = self.lock();
-        if due || r.refresh_next || r.latest.is_none() {
+        if r.since_latest >= interval.max(1) || r.refresh_next || r.latest.is_none() {
             r.refresh_next = false;
             r.latest = Some(seq);
+            r.since_latest = 0;
             if r.refreshes.len() == KEPT {
                 r.refreshes.remove(0);
             }
             r.refreshes.push((seq, Slot::Pending));
         }
+        r.since_latest += 1;
         r.latest.unwrap_or(seq)
     }
 
@@ -181,10 +184,10 @@ mod tests {
     #[test]
     fn frames_follow_the_refresh_planned_for_them_in_any_finishing_order() {
         let own = OwnVectors::default();
-        assert_eq!(own.plan(0, true), 0);
-        assert_eq!(own.plan(1, false), 0);
-        assert_eq!(own.plan(2, true), 2);
-        assert_eq!(own.plan(3, false), 2);
+        assert_eq!(own.plan(0, 2), 0);
+        assert_eq!(own.plan(1, 2), 0);
+        assert_eq!(own.plan(2, 2), 2);
+        assert_eq!(own.plan(3, 2), 2);
         // Frame 2 finishes first: it waits for frame 0's refresh to start its fade.
         let started = std::thread::scope(|s| {
             let later = s.spawn(|| own.start(2, None));
@@ -204,10 +207,10 @@ mod tests {
     #[test]
     fn a_failed_refresh_hands_on_the_one_before_and_wakes_its_waiters() {
         let own = OwnVectors::default();
-        own.plan(0, true);
+        own.plan(0, 2);
         own.publish(0, None, v(1.0), None, Duration::ZERO);
-        own.plan(1, true);
-        own.plan(2, false);
+        own.plan(1, 1);
+        own.plan(2, 5);
         let got = std::thread::scope(|s| {
             let waiter = s.spawn(|| own.at(1, None));
             std::thread::sleep(Duration::from_millis(20));
@@ -216,20 +219,16 @@ mod tests {
         });
         assert_eq!(got, Some(v(1.0)));
         own.refresh_next();
-        assert_eq!(
-            own.plan(3, false),
-            3,
-            "a reset makes the next frame refresh"
-        );
+        assert_eq!(own.plan(3, 2), 3, "a reset makes the next frame refresh");
     }
 
     #[test]
     fn a_refresh_fades_from_where_the_previous_one_was() {
         let own = OwnVectors::default();
         let ms = |m| Some(gst::ClockTime::from_mseconds(m));
-        own.plan(0, true);
+        own.plan(0, 2);
         own.publish(0, None, v(0.0), ms(0), Duration::from_millis(100));
-        own.plan(1, true);
+        own.plan(1, 1);
         let from = own.start(1, ms(1000));
         own.publish(1, from, v(1.0), ms(1000), Duration::from_millis(100));
         assert_eq!(own.at(1, ms(1000)), Some(v(0.0)));

@@ -22,21 +22,28 @@ use crate::StyleVector;
 
 /// One frame to stylize.
 pub struct Job {
+    pub buffer: gst::Buffer,
+    pub info: Arc<gst_video::VideoInfo>,
+    pub params: FrameParams,
+    pub submitted: Instant,
+}
+
+/// What a frame is painted with.
+#[derive(Clone, Copy)]
+pub struct FrameParams {
     pub seq: u64,
     /// The stream broke before this frame (DISCONT): the deflicker starts afresh.
     pub discont: bool,
-    pub buffer: gst::Buffer,
-    pub info: Arc<gst_video::VideoInfo>,
     pub vector: StyleVector,
     pub blend: f32,
-    /// The `blend-interval` says this frame recomputes the frame's own vector.
-    pub refresh_own_vector: bool,
+    /// With `blend`, the frame's own vector is recomputed every this many frames.
+    pub blend_interval: u32,
     /// The element's `deflicker` strength, 0..1.
     pub deflicker: f32,
     /// How long the frame's own vector takes to fade to a recomputed one.
     pub own_vector_fade: Duration,
+    /// For fades: None when the timestamp does not move forward.
     pub pts: Option<gst::ClockTime>,
-    pub submitted: Instant,
 }
 
 /// A job as the workers get it: with the refresh of the frame's own vector it follows
@@ -169,16 +176,9 @@ impl Worker {
         took_turn: &mut bool,
     ) -> Result<gst::Buffer, String> {
         let Job {
-            seq,
-            discont,
             mut buffer,
             info,
-            vector,
-            blend,
-            refresh_own_vector: _,
-            deflicker,
-            own_vector_fade,
-            pts,
+            params,
             submitted: _,
         } = job;
         let needs_rgb = info.format() != gst_video::VideoFormat::Rgb;
@@ -189,14 +189,8 @@ impl Worker {
             gst_video::VideoFrameRef::from_buffer_ref_writable(buffer.make_mut(), &info)
                 .map_err(|_| "cannot map the frame for writing".to_string())?;
         let style = FrameStyle {
-            seq,
-            discont,
+            params: &params,
             own_refresh,
-            vector,
-            blend,
-            deflicker,
-            own_vector_fade,
-            pts,
             shared: &self.shared,
             analysis: &mut self.analysis,
             took_turn,
@@ -220,14 +214,8 @@ impl Worker {
 
 /// One frame's job, and the pool state it reads and writes.
 struct FrameStyle<'a> {
-    seq: u64,
-    discont: bool,
+    params: &'a FrameParams,
     own_refresh: Option<u64>,
-    vector: StyleVector,
-    blend: f32,
-    deflicker: f32,
-    own_vector_fade: Duration,
-    pts: Option<gst::ClockTime>,
     shared: &'a Shared,
     analysis: &'a mut Analysis,
     /// Set once the frame took its deflicker turn.
@@ -241,18 +229,22 @@ fn stylize_frame(
     style: FrameStyle,
 ) -> Result<(), String> {
     let FrameStyle {
+        params,
+        own_refresh,
+        shared,
+        analysis,
+        took_turn,
+    } = style;
+    let &FrameParams {
         seq,
         discont,
-        own_refresh,
         vector,
         blend,
         deflicker,
         own_vector_fade,
         pts,
-        shared,
-        analysis,
-        took_turn,
-    } = style;
+        ..
+    } = params;
     let (w, h) = (frame.width() as usize, frame.height() as usize);
     let stride = frame.plane_stride()[0] as usize;
     let data = frame.plane_data_mut(0).map_err(|e| e.to_string())?;
@@ -367,8 +359,8 @@ impl Pool {
         let seq = self.next_seq;
         self.next_seq += 1;
         let job = make(seq);
-        let own_refresh =
-            (job.blend > 0.0).then(|| self.shared.own.plan(seq, job.refresh_own_vector));
+        let p = &job.params;
+        let own_refresh = (p.blend > 0.0).then(|| self.shared.own.plan(seq, p.blend_interval));
         let sent = self
             .jobs
             .as_ref()
@@ -470,7 +462,7 @@ fn worker_loop(engine: Engine, rx: Arc<Mutex<Receiver<Planned>>>, shared: Arc<Sh
         let Ok(Planned { job, own_refresh }) = job else {
             return;
         };
-        let seq = job.seq;
+        let seq = job.params.seq;
         let submitted = job.submitted;
         let started = Instant::now();
         let mut took_turn = false;
