@@ -327,7 +327,7 @@ fn gpu_startup(dir: &std::path::Path) -> Option<(f64, u64)> {
 fn main() {
     let a = args();
     gst::init().expect("GStreamer");
-    stylize::element::register_static().expect("element registers");
+    gststylize::register_static().expect("element registers");
     if let Some(dir) = &a.startup {
         if let Some(r) = pipeline("gpu", 1280, 720, 3, 384, Some(dir)) {
             println!("first_frame_ms {}", r.first_frame_ms);

@@ -57,7 +57,8 @@ run() {
   rm -f "$log"
 }
 
-run "engine unit tests" --lib
+run "core unit tests" -p stylize --lib
+run "element unit tests" -p gst-plugin-stylize --lib
 run "LiteRT ABI" --test litert_abi
 run "model patching" --test tflite_patch
 # All but the host's gst-launch-1.0 line: an x86 program cannot load an arm64 plugin.

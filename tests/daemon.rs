@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gst::prelude::*;
-use stylize::daemon::client::StylizedProxyBlocking;
+use stylized::client::StylizedProxyBlocking;
 
 const CONFIG: &str = r#"
 [source]
@@ -506,9 +506,7 @@ fn a_full_disk_stops_the_recording_with_a_signal_and_the_stream_goes_on() {
             .build()
             .await
             .unwrap();
-        let proxy = stylize::daemon::client::StylizedProxy::new(&conn)
-            .await
-            .unwrap();
+        let proxy = stylized::client::StylizedProxy::new(&conn).await.unwrap();
         let mut failures = proxy.receive_recording_failed().await.unwrap();
         proxy.start_recording("big").await.unwrap();
         let signal = tokio::time::timeout(Duration::from_secs(30), failures.next())

@@ -1,14 +1,20 @@
 //! GStreamer plugin `stylize`: neural style transfer on video frames with LiteRT.
-//! The element itself lives in the `stylize` library (`stylize::element`), so the
-//! daemon can register it statically; this crate makes it a loadable plugin.
+//!
+//! The element and its worker pool live here; the network, the resampler, the deflicker
+//! and the style store are the GStreamer-free `stylize` core crate. The daemon links this
+//! crate and registers the element statically ([`register_static`]).
 
 use gst::glib;
+
+mod element;
+
+pub use element::{register_static, Stylize};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     if let Some(file) = plugin.filename() {
         stylize::paths::set_module_file(file);
     }
-    stylize::element::register(plugin)
+    element::register(plugin)
 }
 
 gst::plugin_define!(

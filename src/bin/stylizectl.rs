@@ -6,7 +6,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use stylize::daemon::client::StylizedProxy;
+use stylized::client::StylizedProxy;
 
 #[derive(Parser)]
 #[command(version, about = "Control the stylized daemon")]

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use stylize::daemon::config::{self, Config, Input};
-use stylize::daemon::control::Status;
-use stylize::daemon::dbus::{self, Control};
-use stylize::daemon::health::Health;
-use stylize::daemon::pipeline::PipelineTask;
 use stylize::store::Store;
+use stylized::config::{self, Config, Input};
+use stylized::control::Status;
+use stylized::dbus::{self, Control};
+use stylized::health::Health;
+use stylized::pipeline::PipelineTask;
 use tokio::sync::{broadcast, mpsc, watch};
 
 #[derive(Parser)]
@@ -101,7 +101,7 @@ async fn run(cli: Cli) -> Result<()> {
         );
     }
     gst::init().context("GStreamer does not initialise")?;
-    stylize::element::register_static().context("registering the stylize element")?;
+    gststylize::register_static().context("registering the stylize element")?;
 
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (events_tx, events_rx) = broadcast::channel(16);

@@ -86,7 +86,7 @@ impl Default for StylizeConfig {
         StylizeConfig {
             style: "monet".into(),
             blend: 0.0,
-            deflicker: crate::deflicker::DEFAULT_STRENGTH,
+            deflicker: stylize::deflicker::DEFAULT_STRENGTH,
             transition_ms: DEFAULT_TRANSITION_MS,
             accelerator: "auto".into(),
             inference_size: 384,
@@ -245,7 +245,7 @@ impl Config {
                 format!("is {}, must be 32..=4096", self.stylize.inference_size),
             ));
         }
-        if !crate::store::valid_id(&self.stylize.style) {
+        if !stylize::store::valid_id(&self.stylize.style) {
             return Err(invalid(
                 "stylize",
                 "style",

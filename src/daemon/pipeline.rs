@@ -13,7 +13,7 @@ use super::config::{Config, Input};
 use super::control::{check_name, Command, ControlError, Event, RunState, Status};
 use super::health::Health;
 use super::recording::{FeedSlot, Recorder};
-use crate::store::Store;
+use stylize::store::Store;
 
 const TICK: Duration = Duration::from_millis(100);
 const FINISH_TIMEOUT: Duration = Duration::from_secs(3);

@@ -66,7 +66,7 @@ pub fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         gst::init().expect("GStreamer initialises");
-        stylize::element::register_static().expect("stylize registers");
+        gststylize::register_static().expect("stylize registers");
     });
 }
 

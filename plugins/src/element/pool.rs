@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use gst_video::prelude::*;
 
 use super::own_vector::OwnVectors;
-use crate::deflicker::{Analysis, Deflicker};
-use crate::engine::{blend_vectors, Engine};
-use crate::StyleVector;
+use stylize::deflicker::{Analysis, Deflicker};
+use stylize::engine::{blend_vectors, Engine};
+use stylize::StyleVector;
 
 /// One frame to stylize.
 pub struct Job {

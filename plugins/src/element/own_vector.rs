@@ -11,7 +11,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::fade::Fade;
-use crate::StyleVector;
+use stylize::StyleVector;
 
 /// Refreshes kept: a frame in flight follows one of the last (frames in flight + 1),
 /// and `parallel-frames` is at most 16.
@@ -175,7 +175,7 @@ impl OwnVectors {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::VECTOR_LEN;
+    use stylize::store::VECTOR_LEN;
 
     fn v(x: f32) -> StyleVector {
         [x; VECTOR_LEN]

@@ -8,8 +8,6 @@ mod imp;
 mod own_vector;
 mod pool;
 
-pub use imp::AcceleratorChoice;
-
 glib::wrapper! {
     pub struct Stylize(ObjectSubclass<imp::Stylize>)
         @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::StyleVector;
+use stylize::StyleVector;
 
 /// How early (ns) a frame may come and still end a fade; see [`Fade::progress`].
 const PTS_ROUNDING_NS: u64 = 1_000;
@@ -71,10 +71,10 @@ mod tests {
     use super::*;
 
     fn fade() -> Fade {
-        let mut to = [0.0; crate::store::VECTOR_LEN];
+        let mut to = [0.0; stylize::store::VECTOR_LEN];
         to[0] = 1.0;
         Fade {
-            from: [0.0; crate::store::VECTOR_LEN],
+            from: [0.0; stylize::store::VECTOR_LEN],
             to,
             start: Some(gst::ClockTime::from_seconds(10)),
             duration: Duration::from_millis(500),

@@ -8,7 +8,7 @@ use std::process::Command;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-pub const MANIFEST_JSON: &str = include_str!("../models/manifest.json");
+pub const MANIFEST_JSON: &str = include_str!("../../models/manifest.json");
 /// Environment variable naming a local mirror folder for `stylize-models fetch`.
 pub const MIRROR_ENV: &str = "STYLIZE_MODEL_MIRROR";
 

@@ -1,4 +1,5 @@
-//! stylize: live neural style transfer on the LiteRT runtime.
+//! stylize: live neural style transfer on the LiteRT runtime, without GStreamer. The
+//! element (`plugins/`) and the daemon (`src/daemon/`) are built on it.
 //!
 //! - [`litert`]: our FFI over `libLiteRt.so`, loaded at run time;
 //! - [`tflite`]: the flatbuffer patch that gives the transfer network other sizes;
@@ -10,13 +11,9 @@
 //! - [`resample`]: Pillow-compatible bilinear resizing;
 //! - [`store`]: the style store;
 //! - [`models`]: the model manifest and fetch step;
-//! - [`element`]: the `stylize` GStreamer element (made a plugin in `plugins/`);
-//! - [`daemon`]: the pieces of the `stylized` daemon.
 
 pub mod auto;
-pub mod daemon;
 pub mod deflicker;
-pub mod element;
 pub mod engine;
 pub mod litert;
 pub mod models;

@@ -11,12 +11,12 @@ use gst_video::subclass::prelude::*;
 
 use super::fade::Fade;
 use super::pool::{FrameParams, Job, Pool, PoolHandle, Sink};
-use crate::auto::{self, AutoChoice};
-use crate::engine::{default_threads, Accelerator, Engine, EngineConfig};
-use crate::litert::Hardware;
-use crate::store::{Store, VECTOR_LEN};
-use crate::vulkan;
-use crate::{paths, StyleVector};
+use stylize::auto::{self, AutoChoice};
+use stylize::engine::{default_threads, Accelerator, Engine, EngineConfig};
+use stylize::litert::Hardware;
+use stylize::store::{Store, VECTOR_LEN};
+use stylize::vulkan;
+use stylize::{paths, StyleVector};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -45,7 +45,7 @@ const DEFAULT_STYLE: &str = "monet";
 const DEFAULT_INFERENCE_SIZE: u32 = 384;
 const DEFAULT_BLEND: f64 = 0.0;
 const DEFAULT_BLEND_INTERVAL: u32 = 30;
-const DEFAULT_DEFLICKER: f64 = crate::deflicker::DEFAULT_STRENGTH;
+const DEFAULT_DEFLICKER: f64 = stylize::deflicker::DEFAULT_STRENGTH;
 const DEFAULT_TRANSITION_MS: u32 = 0;
 
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
@@ -760,7 +760,7 @@ impl VideoFilterImpl for Stylize {
     }
 }
 
-fn init_error(error: crate::EngineError) -> gst::ErrorMessage {
+fn init_error(error: stylize::EngineError) -> gst::ErrorMessage {
     gst::error_msg!(gst::LibraryError::Init, ("{}", error))
 }
 

@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// The project's source folder, as built.
+/// The project's source folder (the checkout), as built: this crate is `src/core/` in it.
 pub fn project_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let core = Path::new(env!("CARGO_MANIFEST_DIR"));
+    core.parent().and_then(Path::parent).unwrap_or(core)
 }
 
 pub const SYSTEM_LITERT_DIR: &str = "/usr/lib/stylize/litert";
