@@ -17,7 +17,8 @@ use std::time::Instant;
 
 use gst::prelude::*;
 use serde_json::{json, Value};
-use stylize::litert::{Environment, Hardware, Network, Runtime};
+use stylize::litert::{Environment, Network, Runtime};
+use stylize::Accelerator;
 use stylize::{models, paths, tflite};
 
 struct Args {
@@ -75,7 +76,7 @@ fn model_path(role: &str) -> PathBuf {
 }
 
 /// Median ms of `LiteRtRunCompiledModel` alone, after two warm-up runs.
-fn raw_engine(hardware: Hardware, role: &str, h: usize, w: usize, runs: usize) -> Option<f64> {
+fn raw_engine(hardware: Accelerator, role: &str, h: usize, w: usize, runs: usize) -> Option<f64> {
     raw_engine_with(
         hardware,
         role,
@@ -92,7 +93,7 @@ fn raw_engines_side_by_side(engines: usize, h: usize, w: usize, runs: usize) -> 
     let handles: Vec<_> = (0..engines)
         .map(|_| {
             std::thread::spawn(move || {
-                raw_engine_with(Hardware::Cpu, "transfer-int8", h, w, runs, 1)
+                raw_engine_with(Accelerator::Cpu, "transfer-int8", h, w, runs, 1)
             })
         })
         .collect();
@@ -104,7 +105,7 @@ fn raw_engines_side_by_side(engines: usize, h: usize, w: usize, runs: usize) -> 
 }
 
 fn raw_engine_with(
-    hardware: Hardware,
+    hardware: Accelerator,
     role: &str,
     h: usize,
     w: usize,
@@ -113,19 +114,19 @@ fn raw_engine_with(
 ) -> Option<f64> {
     let rt = Runtime::shared(None).ok()?;
     let env = match hardware {
-        Hardware::Gpu => Environment::with_accelerators(rt, None),
-        Hardware::Cpu => Environment::cpu_only(rt),
+        Accelerator::Gpu => Environment::with_accelerators(rt, None),
+        Accelerator::Cpu | Accelerator::Auto => Environment::cpu_only(rt),
     }
     .ok()?;
     let bytes = std::fs::read(model_path(role)).ok()?;
     let dims = [1, h as i32, w as i32, 3];
     // The element's own graphs: static shapes and XNNPACK pads on the CPU.
     let mut net = match hardware {
-        Hardware::Cpu => {
+        Accelerator::Cpu | Accelerator::Auto => {
             let patched = tflite::transfer_for_cpu(&bytes, h, w).ok()?;
             Network::new(env, Arc::from(patched), hardware, threads, &[])
         }
-        Hardware::Gpu => {
+        Accelerator::Gpu => {
             let patched = tflite::transfer_for_size(&bytes, h, w).ok()?;
             let resize: &[(&str, &[i32])] = &[(stylize::engine::CONTENT_INPUT, &dims)];
             Network::new(env, Arc::from(patched), hardware, threads, resize)
@@ -350,21 +351,21 @@ fn main() {
         stylize::engine::default_threads()
     );
     for (role, hw) in [
-        ("transfer-int8", Hardware::Cpu),
-        ("transfer-fp16", Hardware::Cpu),
-        ("transfer-fp16", Hardware::Gpu),
+        ("transfer-int8", Accelerator::Cpu),
+        ("transfer-fp16", Accelerator::Cpu),
+        ("transfer-fp16", Accelerator::Gpu),
     ] {
-        if (hw == Hardware::Gpu && !gpu)
+        if (hw == Accelerator::Gpu && !gpu)
             || (a.quick && role != "transfer-int8")
-            || (a.gpu_only && hw != Hardware::Gpu)
+            || (a.gpu_only && hw != Accelerator::Gpu)
         {
             continue;
         }
         // The GPU accelerator crashes below 384 on either side (engine::GPU_MIN_SIDE), and
         // is fast enough for a camera's own resolution.
         let sizes: &[(usize, usize)] = match hw {
-            Hardware::Cpu => &[(384, 384), (288, 384), (216, 384)],
-            Hardware::Gpu => &[(384, 384), (480, 640), (720, 1280), (1080, 1920)],
+            Accelerator::Cpu | Accelerator::Auto => &[(384, 384), (288, 384), (216, 384)],
+            Accelerator::Gpu => &[(384, 384), (480, 640), (720, 1280), (1080, 1920)],
         };
         for &(h, w) in sizes {
             if a.quick && h != 288 {

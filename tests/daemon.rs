@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gst::prelude::*;
-use stylized::client::StylizedProxyBlocking;
+use stylized::control::ControlError;
+use stylized::dbus::StylizedProxyBlocking;
 
 const CONFIG: &str = r#"
 [source]
@@ -175,11 +176,12 @@ impl Drop for Daemon {
     }
 }
 
-fn dbus_error_name(e: &zbus::Error) -> String {
+fn dbus_error_name(e: &ControlError) -> String {
     match e {
-        zbus::Error::MethodError(name, _, _) => name.to_string(),
-        zbus::Error::FDO(e) => format!("fdo: {e}"),
-        other => format!("other: {other}"),
+        ControlError::ZBus(zbus::Error::MethodError(name, _, _)) => name.to_string(),
+        ControlError::ZBus(zbus::Error::FDO(e)) => format!("fdo: {e}"),
+        ControlError::ZBus(other) => format!("other: {other}"),
+        named => zbus::DBusError::name(named).to_string(),
     }
 }
 
@@ -345,7 +347,7 @@ fn bad_inputs_get_named_errors() {
     let bus = Bus::start(None);
     let d = Daemon::start(&bus, CONFIG, &[]);
     let p = d.proxy();
-    let err = |r: zbus::Result<String>| dbus_error_name(&r.unwrap_err());
+    let err = |r: Result<String, ControlError>| dbus_error_name(&r.unwrap_err());
     let prefix = "io.github.stylize.Stylized1.Error.";
 
     let e = p.set_style("no_such_style").unwrap_err();
@@ -506,7 +508,7 @@ fn a_full_disk_stops_the_recording_with_a_signal_and_the_stream_goes_on() {
             .build()
             .await
             .unwrap();
-        let proxy = stylized::client::StylizedProxy::new(&conn).await.unwrap();
+        let proxy = stylized::dbus::StylizedProxy::new(&conn).await.unwrap();
         let mut failures = proxy.receive_recording_failed().await.unwrap();
         proxy.start_recording("big").await.unwrap();
         let signal = tokio::time::timeout(Duration::from_secs(30), failures.next())

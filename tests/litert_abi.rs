@@ -6,7 +6,8 @@ use std::mem::{offset_of, size_of};
 use std::sync::Arc;
 
 use common::*;
-use stylize::litert::{ffi, Environment, Hardware, LiteRtError, Network, Runtime};
+use stylize::litert::{ffi, Environment, LiteRtError, Network, Runtime};
+use stylize::Accelerator;
 
 #[test]
 fn struct_layouts_match_the_c_headers() {
@@ -51,14 +52,14 @@ fn transfer_network(dims: Option<(usize, usize)>) -> Network {
     let env = Environment::cpu_only(rt).unwrap();
     let bytes = std::fs::read(model("transfer-int8")).unwrap();
     match dims {
-        None => Network::new(env, Arc::from(bytes), Hardware::Cpu, 2, &[]).unwrap(),
+        None => Network::new(env, Arc::from(bytes), Accelerator::Cpu, 2, &[]).unwrap(),
         Some((h, w)) => {
             let patched = stylize::tflite::transfer_for_size(&bytes, h, w).unwrap();
             let d = [1, h as i32, w as i32, 3];
             Network::new(
                 env,
                 Arc::from(patched),
-                Hardware::Cpu,
+                Accelerator::Cpu,
                 2,
                 &[("content_image", &d)],
             )

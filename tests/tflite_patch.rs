@@ -6,10 +6,11 @@ use common::*;
 use std::sync::Arc;
 
 use stylize::engine::{CONTENT_INPUT, VECTOR_INPUT};
-use stylize::litert::{Environment, Hardware, Network, Runtime};
+use stylize::litert::{Environment, Network, Runtime};
 use stylize::tflite::{
     builtin_ops, inspect_transfer, transfer_for_cpu, transfer_for_size, ModelError, ResizeConstant,
 };
+use stylize::Accelerator;
 
 const MIRROR_PAD: i32 = 100;
 const SLICE: i32 = 65;
@@ -89,7 +90,7 @@ fn run_on_cpu(bytes: Vec<u8>, resize: Option<(usize, usize)>) -> (Vec<i32>, Vec<
     let env = Environment::cpu_only(Runtime::shared(None).unwrap()).unwrap();
     let dims = resize.map(|(h, w)| [1, h as i32, w as i32, 3]);
     let inputs: Vec<(&str, &[i32])> = dims.iter().map(|d| (CONTENT_INPUT, &d[..])).collect();
-    let mut net = Network::new(env, Arc::from(bytes), Hardware::Cpu, 2, &inputs).unwrap();
+    let mut net = Network::new(env, Arc::from(bytes), Accelerator::Cpu, 2, &inputs).unwrap();
     let content = net.input_index(CONTENT_INPUT).unwrap();
     net.write_input(content, |t| {
         for (i, v) in t.iter_mut().enumerate() {

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use stylize::engine::{Accelerator, Engine, EngineConfig};
+use stylize::engine::{Engine, EngineConfig};
 use stylize::store::{valid_id, Store, Style};
+use stylize::Accelerator;
 use stylize::{models, paths};
 
 #[derive(Parser)]

@@ -6,7 +6,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use stylized::client::StylizedProxy;
+use stylized::control::ControlError;
+use stylized::dbus::StylizedProxy;
 
 #[derive(Parser)]
 #[command(version, about = "Control the stylized daemon")]
@@ -52,14 +53,22 @@ enum RecordCmd {
 async fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(&cli).await {
-        match e.downcast_ref::<zbus::Error>() {
-            Some(zbus::Error::MethodError(name, message, _)) => eprintln!(
+        match e.downcast_ref::<ControlError>() {
+            Some(ControlError::ZBus(zbus::Error::MethodError(name, message, _))) => eprintln!(
                 "stylizectl: {} ({})",
                 message.as_deref().unwrap_or("failed"),
                 name.as_str()
             ),
-            Some(zbus::Error::FDO(fdo)) => eprintln!("stylizectl: {fdo}"),
-            _ => eprintln!("stylizectl: {e:#}"),
+            Some(ControlError::ZBus(zbus::Error::FDO(fdo))) => eprintln!("stylizectl: {fdo}"),
+            Some(error @ ControlError::ZBus(_)) => eprintln!("stylizectl: {error}"),
+            Some(error) => eprintln!(
+                "stylizectl: {error} ({})",
+                zbus::DBusError::name(error).as_str()
+            ),
+            None => match e.downcast_ref::<zbus::Error>() {
+                Some(zbus::Error::FDO(fdo)) => eprintln!("stylizectl: {fdo}"),
+                _ => eprintln!("stylizectl: {e:#}"),
+            },
         }
         std::process::exit(1);
     }

@@ -10,7 +10,7 @@ use clap::Parser;
 use stylize::store::Store;
 use stylized::config::{self, Config, Input};
 use stylized::control::Status;
-use stylized::dbus::{self, Control};
+use stylized::dbus::{self, Stylized};
 use stylized::health::Health;
 use stylized::pipeline::PipelineTask;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -56,8 +56,9 @@ fn init_logging() {
 fn load_config(cli: &Cli) -> Result<Config> {
     let mut config = Config::load(&cli.config)?;
     if let Some(source) = &cli.source {
-        Input::parse(source).map_err(|e| anyhow::anyhow!("--source {e}"))?;
-        config.source.input = source.clone();
+        config.source.input = source
+            .parse::<Input>()
+            .map_err(|e| anyhow::anyhow!("--source {e}"))?;
     }
     if let Some(display) = &cli.display {
         config.display.enabled = display == "on";
@@ -128,7 +129,7 @@ async fn run(cli: Cli) -> Result<()> {
         .name(dbus::BUS_NAME)?
         .serve_at(
             dbus::OBJECT_PATH,
-            Control::new(commands_tx, status_rx.clone()),
+            Stylized::new(commands_tx, status_rx.clone()),
         )?
         .build()
         .await

@@ -16,8 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::engine::{transfer_path, Accelerator, Engine, EngineConfig, EngineError};
-use crate::litert::{Hardware, Runtime};
+use crate::accelerator::Accelerator;
+use crate::engine::{transfer_path, Engine, EngineConfig, EngineError};
+use crate::litert::Runtime;
 use crate::resample::inference_size;
 use crate::store::VECTOR_LEN;
 use crate::vulkan::{self, Device};
@@ -31,7 +32,8 @@ pub const RACE_SOFTWARE_ENV: &str = "STYLIZE_AUTO_RACE_SOFTWARE_GPU";
 /// What `auto` chose and why, in words for a log line or a property.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AutoChoice {
-    pub hardware: Hardware,
+    /// `Cpu` or `Gpu`.
+    pub accelerator: Accelerator,
     pub reason: String,
 }
 
@@ -118,7 +120,7 @@ pub fn choose_between(
         return Ok((
             cpu,
             AutoChoice {
-                hardware: Hardware::Cpu,
+                accelerator: Accelerator::Cpu,
                 reason: format!("cpu: the GPU cannot take {w}x{h} frames (aspect ratio)"),
             },
         ));
@@ -158,7 +160,7 @@ pub fn choose_between(
                 Ok(gpu) => Ok((
                     gpu,
                     AutoChoice {
-                        hardware: Hardware::Gpu,
+                        accelerator: Accelerator::Gpu,
                         reason,
                     },
                 )),
@@ -224,13 +226,19 @@ pub fn choose_between(
         tracing::warn!("{warning}");
         engine.set_warning(warning);
     }
-    let hardware = engine.hardware();
-    Ok((engine, AutoChoice { hardware, reason }))
+    let accelerator = engine.accelerator();
+    Ok((
+        engine,
+        AutoChoice {
+            accelerator,
+            reason,
+        },
+    ))
 }
 
 fn cpu_choice(reason: String) -> AutoChoice {
     AutoChoice {
-        hardware: Hardware::Cpu,
+        accelerator: Accelerator::Cpu,
         reason,
     }
 }
@@ -249,7 +257,7 @@ fn gpu_failed(mut cpu: Engine, device: &Device, error: &EngineError) -> (Engine,
     (
         cpu,
         AutoChoice {
-            hardware: Hardware::Cpu,
+            accelerator: Accelerator::Cpu,
             reason: format!("cpu: the GPU ({device}) failed: {error}"),
         },
     )
@@ -283,8 +291,8 @@ fn decision_key(config: &EngineConfig, device: &Device, frame: (usize, usize)) -
     format!(
         "{} | {accelerator} | gpu {} | cpu {} | {w}x{h} | {} threads | gpu sides >= {}",
         device.identity(),
-        file_identity(&transfer_path(config, Hardware::Gpu)),
-        file_identity(&transfer_path(config, Hardware::Cpu)),
+        file_identity(&transfer_path(config, Accelerator::Gpu)),
+        file_identity(&transfer_path(config, Accelerator::Cpu)),
         config.threads,
         crate::engine::gpu_min_side()
     )

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::litert::{Environment, GpuCache, Hardware, LiteRtError, Network, Runtime};
+use crate::accelerator::Accelerator;
+use crate::litert::{Environment, GpuCache, LiteRtError, Network, Runtime};
 use crate::resample::{centre_square, inference_size, Resizer};
 use crate::store::VECTOR_LEN;
 use crate::tflite::{self, ModelError};
@@ -25,14 +26,6 @@ pub const GPU_MIN_SIDE_ENV: &str = "STYLIZE_GPU_MIN_SIDE";
 pub const GPU_MAX_SIDE: usize = 4096;
 
 pub type StyleVector = [f32; VECTOR_LEN];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Accelerator {
-    #[default]
-    Auto,
-    Cpu,
-    Gpu,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -91,7 +84,7 @@ impl Default for EngineConfig {
         EngineConfig {
             accelerator: Accelerator::Auto,
             threads: default_threads(),
-            inference_size: 384,
+            inference_size: crate::defaults::INFERENCE_SIZE as usize,
             transfer_model: None,
             prediction_model: None,
             model_dir: None,
@@ -165,12 +158,12 @@ fn model_path(config: &EngineConfig, explicit: &Option<PathBuf>, role: &str) -> 
     })
 }
 
-/// The transfer network an engine on `hardware` loads: the configured model, else int8
-/// on the CPU and fp16 on the GPU.
-pub fn transfer_path(config: &EngineConfig, hardware: Hardware) -> PathBuf {
-    let role = match hardware {
-        Hardware::Cpu => "transfer-int8",
-        Hardware::Gpu => "transfer-fp16",
+/// The transfer network an engine on `accelerator` loads: the configured model, else
+/// int8 on the CPU and fp16 on the GPU (`auto` starts from the CPU's).
+pub fn transfer_path(config: &EngineConfig, accelerator: Accelerator) -> PathBuf {
+    let role = match accelerator {
+        Accelerator::Cpu | Accelerator::Auto => "transfer-int8",
+        Accelerator::Gpu => "transfer-fp16",
     };
     model_path(config, &config.transfer_model, role)
 }
@@ -187,7 +180,8 @@ pub fn gpu_min_side() -> usize {
 /// The transfer and prediction networks with the buffers and resizers around them.
 pub struct Engine {
     env: Arc<Environment>,
-    hardware: Hardware,
+    /// `Cpu` or `Gpu`.
+    accelerator: Accelerator,
     threads: usize,
     long_side: usize,
     transfer_path: PathBuf,
@@ -238,20 +232,20 @@ impl Engine {
     pub fn on_cpu(config: &EngineConfig) -> Result<Engine, EngineError> {
         let rt = Runtime::shared(config.library.as_deref())?;
         let env = Environment::cpu_only(rt)?;
-        let path = transfer_path(config, Hardware::Cpu);
+        let path = transfer_path(config, Accelerator::Cpu);
         let bytes = read_model(&path)?;
         tflite::inspect_transfer(&bytes).map_err(|source| EngineError::BadModel {
             path: path.clone(),
             source,
         })?;
-        Ok(Self::assemble(config, env, Hardware::Cpu, path, bytes))
+        Ok(Self::assemble(config, env, Accelerator::Cpu, path, bytes))
     }
 
     /// The fp16 network (or the configured one) on the WebGPU accelerator, whatever Vulkan
     /// device it finds, software included (with a warning, see [`Engine::warning`]).
     pub fn on_gpu(config: &EngineConfig) -> Result<Engine, EngineError> {
         let rt = Runtime::shared(config.library.as_deref())?;
-        let path = transfer_path(config, Hardware::Gpu);
+        let path = transfer_path(config, Accelerator::Gpu);
         let bytes = read_model(&path)?;
         tflite::inspect_transfer(&bytes).map_err(|source| EngineError::BadModel {
             path: path.clone(),
@@ -282,12 +276,13 @@ impl Engine {
             tracing::warn!("{warning}");
         }
         let env = Environment::with_accelerators(rt.clone(), cache)?;
-        let net = Network::new(env.clone(), bytes.clone(), Hardware::Gpu, 0, &[]).map_err(|e| {
-            let reason = e.to_string();
-            rt.set_gpu_failure(&reason);
-            EngineError::GpuUnavailable(reason)
-        })?;
-        let mut engine = Self::assemble(config, env, Hardware::Gpu, path, bytes);
+        let net =
+            Network::new(env.clone(), bytes.clone(), Accelerator::Gpu, 0, &[]).map_err(|e| {
+                let reason = e.to_string();
+                rt.set_gpu_failure(&reason);
+                EngineError::GpuUnavailable(reason)
+            })?;
+        let mut engine = Self::assemble(config, env, Accelerator::Gpu, path, bytes);
         for warning in [warning, cache_warning].into_iter().flatten() {
             engine.set_warning(warning);
         }
@@ -301,13 +296,13 @@ impl Engine {
     fn assemble(
         config: &EngineConfig,
         env: Arc<Environment>,
-        hardware: Hardware,
+        accelerator: Accelerator,
         transfer_path: PathBuf,
         transfer_bytes: Arc<[u8]>,
     ) -> Engine {
         Engine {
             env,
-            hardware,
+            accelerator,
             threads: config.threads,
             long_side: config.long_side(),
             transfer_path,
@@ -323,8 +318,9 @@ impl Engine {
         }
     }
 
-    pub fn hardware(&self) -> Hardware {
-        self.hardware
+    /// What the engine runs on: `Cpu` or `Gpu`, never `Auto`.
+    pub fn accelerator(&self) -> Accelerator {
+        self.accelerator
     }
 
     /// Something the user should hear of: `accelerator=gpu` on a software Vulkan device,
@@ -352,10 +348,12 @@ impl Engine {
     /// The (width, height) the network runs at for a frame; see [`gpu_inference_size`]
     /// for the GPU.
     pub fn inference_size_for(&self, width: usize, height: usize) -> (usize, usize) {
-        match self.hardware {
-            Hardware::Cpu => inference_size(width, height, self.long_side),
-            Hardware::Gpu => gpu_inference_size(width, height, self.long_side, self.gpu_min_side)
-                .unwrap_or_else(|| inference_size(width, height, self.long_side)),
+        match self.accelerator {
+            Accelerator::Cpu | Accelerator::Auto => inference_size(width, height, self.long_side),
+            Accelerator::Gpu => {
+                gpu_inference_size(width, height, self.long_side, self.gpu_min_side)
+                    .unwrap_or_else(|| inference_size(width, height, self.long_side))
+            }
         }
     }
 
@@ -369,30 +367,30 @@ impl Engine {
                 }
             })?;
             let native = (graph.input.1 as usize, graph.input.0 as usize);
-            let net = match self.hardware {
+            let net = match self.accelerator {
                 // Static shapes for this size, so no input resize.
-                Hardware::Cpu => Network::new(
+                Accelerator::Cpu | Accelerator::Auto => Network::new(
                     self.env.clone(),
                     self.cpu_transfer(width, height, native)?,
-                    self.hardware,
+                    self.accelerator,
                     self.threads,
                     &[],
                 ),
-                Hardware::Gpu if native == (width, height) => Network::new(
+                Accelerator::Gpu if native == (width, height) => Network::new(
                     self.env.clone(),
                     self.transfer_bytes.clone(),
-                    self.hardware,
+                    self.accelerator,
                     self.threads,
                     &[],
                 ),
                 // Static shapes for this size, as on the CPU, so the GPU delegate plans
                 // every buffer for the size it runs at. A model the rewrite does not
                 // know gets only its decoder resized and an input resize.
-                Hardware::Gpu => match tflite::transfer_for_gpu(&self.transfer_bytes, height, width) {
+                Accelerator::Gpu => match tflite::transfer_for_gpu(&self.transfer_bytes, height, width) {
                     Ok(sized) => Network::new(
                         self.env.clone(),
                         Arc::from(sized),
-                        self.hardware,
+                        self.accelerator,
                         self.threads,
                         &[],
                     ),
@@ -407,7 +405,7 @@ impl Engine {
                         Network::new(
                             self.env.clone(),
                             Arc::from(patched),
-                            self.hardware,
+                            self.accelerator,
                             self.threads,
                             &[(CONTENT_INPUT, &dims)],
                         )
@@ -421,7 +419,7 @@ impl Engine {
             tracing::debug!(
                 width,
                 height,
-                hardware = self.hardware.name(),
+                accelerator = self.accelerator.name(),
                 "compiled transfer network"
             );
             self.transfers.insert((width, height), net);
@@ -456,7 +454,7 @@ impl Engine {
 
     /// Prepares resizers and the compiled network for frames of `width`x`height`.
     pub fn prepare(&mut self, width: usize, height: usize) -> Result<(usize, usize), EngineError> {
-        let gpu_unsafe = self.hardware == Hardware::Gpu
+        let gpu_unsafe = self.accelerator == Accelerator::Gpu
             && gpu_inference_size(width, height, self.long_side, self.gpu_min_side).is_none();
         if width == 0 || height == 0 || gpu_unsafe {
             return Err(EngineError::BadFrame { width, height });
@@ -531,13 +529,13 @@ impl Engine {
     fn prediction(&mut self) -> Result<&mut Network, EngineError> {
         if self.prediction.is_none() {
             let bytes = read_model(&self.prediction_path)?;
-            let net = Network::new(self.env.clone(), bytes, self.hardware, self.threads, &[])
+            let net = Network::new(self.env.clone(), bytes, self.accelerator, self.threads, &[])
                 .or_else(|e| {
-                    if self.hardware == Hardware::Gpu {
+                    if self.accelerator == Accelerator::Gpu {
                         Network::new(
                             self.env.clone(),
                             read_model(&self.prediction_path).map_err(|_| e)?,
-                            Hardware::Cpu,
+                            Accelerator::Cpu,
                             self.threads,
                             &[],
                         )

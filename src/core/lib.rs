@@ -1,6 +1,8 @@
 //! stylize: live neural style transfer on the LiteRT runtime, without GStreamer. The
 //! element (`plugins/`) and the daemon (`src/daemon/`) are built on it.
 //!
+//! - [`accelerator`]: the one CPU-or-GPU choice, for the element, the config and the engine;
+//! - [`defaults`]: the defaults the element and the daemon share;
 //! - [`litert`]: our FFI over `libLiteRt.so`, loaded at run time;
 //! - [`tflite`]: the flatbuffer patch that gives the transfer network other sizes;
 //! - [`engine`]: the transfer and prediction networks around a frame;
@@ -12,7 +14,9 @@
 //! - [`store`]: the style store;
 //! - [`models`]: the model manifest and fetch step;
 
+pub mod accelerator;
 pub mod auto;
+pub mod defaults;
 pub mod deflicker;
 pub mod engine;
 pub mod litert;
@@ -24,4 +28,5 @@ pub mod store;
 pub mod tflite;
 pub mod vulkan;
 
-pub use engine::{Accelerator, Engine, EngineConfig, EngineError, StyleVector};
+pub use accelerator::Accelerator;
+pub use engine::{Engine, EngineConfig, EngineError, StyleVector};

@@ -1,14 +1,19 @@
-//! The daemon's TOML configuration.
+//! The daemon's TOML configuration: what it reads, its defaults (shared with the element
+//! through [`stylize::defaults`]) and the checks that name the bad key and its line.
+//! The enums (accelerator, container, input) are parsed by serde from their lowercase
+//! names, not by hand.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde::Deserialize;
+use stylize::{defaults, Accelerator};
+
+use crate::recording::Container;
 
 pub const DEFAULT_PATH: &str = "/etc/stylized/config.toml";
 /// A daemon's style switches fade by default; the element's own default is a cut.
 const DEFAULT_TRANSITION_MS: u32 = 500;
-/// The element's `transition-ms` maximum.
-const MAX_TRANSITION_MS: u32 = 60_000;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -24,7 +29,7 @@ pub struct Config {
 pub struct SourceConfig {
     /// `test`, `v4l2:/dev/videoN` (or a bare `/dev/videoN`), or a file path or URI that
     /// plays in a loop.
-    pub input: String,
+    pub input: Input,
     pub width: u32,
     pub height: u32,
     pub framerate: u32,
@@ -39,8 +44,7 @@ pub struct StylizeConfig {
     pub deflicker: f64,
     /// A style switch (SetStyle) cross-fades over this much stream time.
     pub transition_ms: u32,
-    /// `auto`, `cpu` or `gpu`.
-    pub accelerator: String,
+    pub accelerator: Accelerator,
     pub inference_size: u32,
     /// CPU threads; 0 means one per core.
     pub threads: u32,
@@ -64,7 +68,7 @@ pub struct RecordingConfig {
     /// A GStreamer H.264 encoder element: `x264enc`, `v4l2h264enc`, ...
     pub encoder: String,
     /// `matroska` or `mp4` (fragmented); both survive a crash up to the last fragment.
-    pub container: String,
+    pub container: Container,
     pub bitrate_kbps: u32,
     /// Longest file, in seconds; a longer recording continues in a new file.
     pub max_file_seconds: u64,
@@ -73,7 +77,7 @@ pub struct RecordingConfig {
 impl Default for SourceConfig {
     fn default() -> Self {
         SourceConfig {
-            input: "v4l2:/dev/video0".into(),
+            input: Input::V4l2(PathBuf::from("/dev/video0")),
             width: 640,
             height: 480,
             framerate: 30,
@@ -84,12 +88,12 @@ impl Default for SourceConfig {
 impl Default for StylizeConfig {
     fn default() -> Self {
         StylizeConfig {
-            style: "monet".into(),
-            blend: 0.0,
-            deflicker: stylize::deflicker::DEFAULT_STRENGTH,
+            style: defaults::STYLE.into(),
+            blend: defaults::BLEND,
+            deflicker: defaults::DEFLICKER,
             transition_ms: DEFAULT_TRANSITION_MS,
-            accelerator: "auto".into(),
-            inference_size: 384,
+            accelerator: Accelerator::default(),
+            inference_size: defaults::INFERENCE_SIZE,
             threads: 0,
             store: None,
             cache_dir: None,
@@ -102,7 +106,7 @@ impl Default for RecordingConfig {
         RecordingConfig {
             directory: PathBuf::from("/var/lib/stylized/recordings"),
             encoder: "x264enc".into(),
-            container: "matroska".into(),
+            container: Container::default(),
             bitrate_kbps: 4000,
             max_file_seconds: 600,
         }
@@ -128,18 +132,26 @@ pub enum ConfigError {
 }
 
 /// Where a source comes from, parsed from `source.input` or `--source`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum Input {
     Test,
     V4l2(PathBuf),
     Uri(String),
 }
 
-impl Input {
-    pub fn parse(text: &str) -> Result<Input, String> {
+/// An empty `source.input` or `--source`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("is empty: use test, v4l2:/dev/videoN, a file or a URI")]
+pub struct EmptyInput;
+
+impl FromStr for Input {
+    type Err = EmptyInput;
+
+    fn from_str(text: &str) -> Result<Input, EmptyInput> {
         let text = text.trim();
         if text.is_empty() {
-            return Err("is empty".into());
+            return Err(EmptyInput);
         }
         if text == "test" {
             return Ok(Input::Test);
@@ -162,6 +174,14 @@ impl Input {
                 .unwrap_or_else(|_| path.to_path_buf())
         };
         Ok(Input::Uri(format!("file://{}", absolute.display())))
+    }
+}
+
+impl TryFrom<String> for Input {
+    type Error = EmptyInput;
+
+    fn try_from(text: String) -> Result<Input, EmptyInput> {
+        text.parse()
     }
 }
 
@@ -190,7 +210,6 @@ impl Config {
             field: format!("{section}.{key}"),
             problem,
         };
-        Input::parse(&self.source.input).map_err(|p| invalid("source", "input", p))?;
         for (key, value, lo, hi) in [
             ("width", self.source.width, 16, 4096),
             ("height", self.source.height, 16, 4096),
@@ -218,31 +237,28 @@ impl Config {
                 format!("is {}, must be between 0 and 1", self.stylize.deflicker),
             ));
         }
-        if self.stylize.transition_ms > MAX_TRANSITION_MS {
+        if self.stylize.transition_ms > defaults::MAX_TRANSITION_MS {
             return Err(invalid(
                 "stylize",
                 "transition_ms",
                 format!(
-                    "is {}, must be at most {MAX_TRANSITION_MS} (a minute)",
-                    self.stylize.transition_ms
+                    "is {}, must be at most {} (a minute)",
+                    self.stylize.transition_ms,
+                    defaults::MAX_TRANSITION_MS
                 ),
             ));
         }
-        if !["auto", "cpu", "gpu"].contains(&self.stylize.accelerator.as_str()) {
-            return Err(invalid(
-                "stylize",
-                "accelerator",
-                format!(
-                    "is {:?}, must be auto, cpu or gpu",
-                    self.stylize.accelerator
-                ),
-            ));
-        }
-        if !(32..=4096).contains(&self.stylize.inference_size) {
+        let sizes = defaults::INFERENCE_SIZE_RANGE;
+        if !sizes.contains(&self.stylize.inference_size) {
             return Err(invalid(
                 "stylize",
                 "inference_size",
-                format!("is {}, must be 32..=4096", self.stylize.inference_size),
+                format!(
+                    "is {}, must be {}..={}",
+                    self.stylize.inference_size,
+                    sizes.start(),
+                    sizes.end()
+                ),
             ));
         }
         if !stylize::store::valid_id(&self.stylize.style) {
@@ -250,13 +266,6 @@ impl Config {
                 "stylize",
                 "style",
                 "is not a valid style id".into(),
-            ));
-        }
-        if !["matroska", "mp4"].contains(&self.recording.container.as_str()) {
-            return Err(invalid(
-                "recording",
-                "container",
-                format!("is {:?}, must be matroska or mp4", self.recording.container),
             ));
         }
         if self.recording.encoder.trim().is_empty() {
@@ -397,19 +406,34 @@ mod tests {
 
     #[test]
     fn inputs() {
-        assert_eq!(Input::parse("test").unwrap(), Input::Test);
+        assert_eq!("test".parse(), Ok(Input::Test));
         assert_eq!(
-            Input::parse("v4l2:/dev/video2").unwrap(),
-            Input::V4l2("/dev/video2".into())
+            "v4l2:/dev/video2".parse(),
+            Ok(Input::V4l2("/dev/video2".into()))
         );
-        assert_eq!(
-            Input::parse("/dev/video1").unwrap(),
-            Input::V4l2("/dev/video1".into())
-        );
-        assert_eq!(
-            Input::parse("/a/b.mp4").unwrap(),
-            Input::Uri("file:///a/b.mp4".into())
-        );
-        assert!(Input::parse(" ").is_err());
+        assert_eq!("/dev/video1".parse(), Ok(Input::V4l2("/dev/video1".into())));
+        assert_eq!("/a/b.mp4".parse(), Ok(Input::Uri("file:///a/b.mp4".into())));
+        assert!(" ".parse::<Input>().is_err());
+    }
+
+    #[test]
+    fn enums_parse_from_lowercase_names_and_name_the_key() {
+        let c = Config::parse(
+            "[stylize]\naccelerator = \"gpu\"\n[recording]\ncontainer = \"mp4\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.stylize.accelerator, Accelerator::Gpu);
+        assert_eq!(c.recording.container, Container::Mp4);
+        for (text, key) in [
+            ("[stylize]\naccelerator = \"tpu\"\n", "stylize.accelerator"),
+            ("[recording]\ncontainer = \"avi\"\n", "recording.container"),
+            ("[source]\ninput = \" \"\n", "source.input"),
+        ] {
+            let e = Config::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("line 2") && e.contains(key), "{text}: {e}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! What the D-Bus side and the pipeline task say to each other: commands one way, the
 //! published status the other.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::sync::oneshot;
 
@@ -41,28 +41,88 @@ pub struct Status {
     pub recording_path: String,
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Why a control request failed. This is the one error type of the D-Bus interface:
+/// each variant is the named error `io.github.stylize.Stylized1.Error.<Variant>`, whose
+/// description is the variant's message, and the generated proxy returns it to clients.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "io.github.stylize.Stylized1.Error", impl_display = false)]
 pub enum ControlError {
-    #[error("unknown style {id:?}; known styles: {known}")]
-    UnknownStyle { id: String, known: String },
-    #[error("blend {0} is outside 0..1")]
-    InvalidBlend(f64),
-    #[error("already recording to {0}")]
+    /// Not an answer from the daemon: the bus or the connection failed.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    UnknownStyle(String),
+    InvalidBlend(String),
     AlreadyRecording(String),
-    #[error("not recording")]
-    NotRecording,
-    #[error("invalid recording name {0:?}: use a plain file name without '/', '..' or control characters")]
+    NotRecording(String),
     InvalidName(String),
-    #[error("{0} already exists; pick another name")]
     NameTaken(String),
-    #[error("recording failed: {0}")]
     RecordingFailed(String),
-    #[error("snapshot failed: {0}")]
     SnapshotFailed(String),
-    #[error("style store: {0}")]
     Store(String),
-    #[error("the pipeline is not running: {0}")]
     NotRunning(String),
+    Internal(String),
+}
+
+/// The message alone, as the D-Bus description carries it.
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlError::ZBus(e) => e.fmt(f),
+            other => f.write_str(zbus::DBusError::description(other).unwrap_or_default()),
+        }
+    }
+}
+
+/// The messages, written once; each names the cause and what to do.
+impl ControlError {
+    pub fn unknown_style(id: &str, known: &[&str]) -> Self {
+        Self::UnknownStyle(format!(
+            "unknown style {id:?}; known styles: {}",
+            known.join(", ")
+        ))
+    }
+
+    pub fn invalid_blend(blend: f64) -> Self {
+        Self::InvalidBlend(format!("blend {blend} is outside 0..1"))
+    }
+
+    pub fn already_recording(path: &Path) -> Self {
+        Self::AlreadyRecording(format!("already recording to {}", path.display()))
+    }
+
+    pub fn not_recording() -> Self {
+        Self::NotRecording("not recording".into())
+    }
+
+    pub fn invalid_name(name: &str) -> Self {
+        Self::InvalidName(format!(
+            "invalid recording name {name:?}: use a plain file name without '/', '..' or \
+             control characters"
+        ))
+    }
+
+    pub fn name_taken(path: &Path) -> Self {
+        Self::NameTaken(format!(
+            "{} already exists; pick another name",
+            path.display()
+        ))
+    }
+
+    pub fn recording_failed(cause: impl std::fmt::Display) -> Self {
+        Self::RecordingFailed(format!("recording failed: {cause}"))
+    }
+
+    pub fn snapshot_failed(cause: impl std::fmt::Display) -> Self {
+        Self::SnapshotFailed(format!("snapshot failed: {cause}"))
+    }
+
+    pub fn store(cause: impl std::fmt::Display) -> Self {
+        Self::Store(format!("style store: {cause}"))
+    }
+
+    pub fn not_running(fault: &str) -> Self {
+        Self::NotRunning(format!("the pipeline is not running: {fault}"))
+    }
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, ControlError>>;
@@ -96,7 +156,7 @@ pub fn check_name(name: &str) -> Result<(), ControlError> {
         || name.starts_with('.')
         || name.chars().any(|c| c.is_control());
     if bad {
-        Err(ControlError::InvalidName(name.to_string()))
+        Err(ControlError::invalid_name(name))
     } else {
         Ok(())
     }

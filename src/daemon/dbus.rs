@@ -1,72 +1,37 @@
 //! The D-Bus control interface. It only turns calls into [`Command`]s for the pipeline
-//! task and shows the published [`Status`]; it never touches GStreamer.
+//! task and shows the published [`Status`]; it never touches GStreamer. The client proxy
+//! (`StylizedProxy`, `StylizedProxyBlocking`) is generated from this interface, so the
+//! two cannot drift apart.
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use zbus::object_server::SignalEmitter;
 use zbus::{fdo, interface};
 
-use super::control::{Command, ControlError, Event, Reply, Status};
+use crate::control::{Command, ControlError, Event, Reply, Status};
 
 pub const BUS_NAME: &str = "io.github.stylize.Stylized1";
 pub const OBJECT_PATH: &str = "/io/github/stylize/Stylized1";
 pub const INTERFACE: &str = "io.github.stylize.Stylized1";
 
-/// Named D-Bus errors: `io.github.stylize.Stylized1.Error.<Variant>`.
-#[derive(Debug, zbus::DBusError)]
-#[zbus(prefix = "io.github.stylize.Stylized1.Error")]
-pub enum Error {
-    #[zbus(error)]
-    ZBus(zbus::Error),
-    UnknownStyle(String),
-    InvalidBlend(String),
-    AlreadyRecording(String),
-    NotRecording(String),
-    InvalidName(String),
-    NameTaken(String),
-    RecordingFailed(String),
-    SnapshotFailed(String),
-    Store(String),
-    NotRunning(String),
-    Internal(String),
-}
-
-impl From<ControlError> for Error {
-    fn from(e: ControlError) -> Self {
-        let message = e.to_string();
-        match e {
-            ControlError::UnknownStyle { .. } => Error::UnknownStyle(message),
-            ControlError::InvalidBlend(_) => Error::InvalidBlend(message),
-            ControlError::AlreadyRecording(_) => Error::AlreadyRecording(message),
-            ControlError::NotRecording => Error::NotRecording(message),
-            ControlError::InvalidName(_) => Error::InvalidName(message),
-            ControlError::NameTaken(_) => Error::NameTaken(message),
-            ControlError::RecordingFailed(_) => Error::RecordingFailed(message),
-            ControlError::SnapshotFailed(_) => Error::SnapshotFailed(message),
-            ControlError::Store(_) => Error::Store(message),
-            ControlError::NotRunning(_) => Error::NotRunning(message),
-        }
-    }
-}
-
-pub struct Control {
+/// The object at [`OBJECT_PATH`].
+pub struct Stylized {
     commands: mpsc::Sender<Command>,
     status: watch::Receiver<Status>,
 }
 
-impl Control {
+impl Stylized {
     pub fn new(commands: mpsc::Sender<Command>, status: watch::Receiver<Status>) -> Self {
-        Control { commands, status }
+        Stylized { commands, status }
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ControlError> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(tx))
             .await
-            .map_err(|_| Error::Internal("the pipeline task has stopped".into()))?;
+            .map_err(|_| ControlError::Internal("the pipeline task has stopped".into()))?;
         rx.await
-            .map_err(|_| Error::Internal("the pipeline task dropped the request".into()))?
-            .map_err(Error::from)
+            .map_err(|_| ControlError::Internal("the pipeline task dropped the request".into()))?
     }
 
     fn status(&self) -> Status {
@@ -74,58 +39,55 @@ impl Control {
     }
 }
 
-fn invalid_args(e: Error) -> fdo::Error {
-    fdo::Error::InvalidArgs(match e {
-        Error::ZBus(e) => e.to_string(),
-        Error::UnknownStyle(m)
-        | Error::InvalidBlend(m)
-        | Error::AlreadyRecording(m)
-        | Error::NotRecording(m)
-        | Error::InvalidName(m)
-        | Error::NameTaken(m)
-        | Error::RecordingFailed(m)
-        | Error::SnapshotFailed(m)
-        | Error::Store(m)
-        | Error::NotRunning(m)
-        | Error::Internal(m) => m,
-    })
+/// Property setters must answer with a standard error; the message stays ours.
+fn invalid_args(e: ControlError) -> fdo::Error {
+    fdo::Error::InvalidArgs(e.to_string())
 }
 
-#[interface(name = "io.github.stylize.Stylized1")]
-impl Control {
+#[interface(
+    name = "io.github.stylize.Stylized1",
+    proxy(
+        default_service = "io.github.stylize.Stylized1",
+        default_path = "/io/github/stylize/Stylized1",
+        gen_blocking = true
+    )
+)]
+impl Stylized {
     /// (id, name) of every style in the store.
-    async fn list_styles(&self) -> Result<Vec<(String, String)>, Error> {
+    async fn list_styles(&self) -> Result<Vec<(String, String)>, ControlError> {
         self.ask(Command::ListStyles).await
     }
 
-    async fn set_style(&self, id: String) -> Result<(), Error> {
-        self.ask(|r| Command::SetStyle(id, r)).await
+    async fn set_style(&self, id: &str) -> Result<(), ControlError> {
+        self.ask(|r| Command::SetStyle(id.to_string(), r)).await
     }
 
-    async fn set_blend(&self, blend: f64) -> Result<(), Error> {
+    async fn set_blend(&self, blend: f64) -> Result<(), ControlError> {
         self.ask(|r| Command::SetBlend(blend, r)).await
     }
 
     /// Starts recording to NAME.mkv (or .mp4) in the recordings folder; returns the path.
-    async fn start_recording(&self, name: String) -> Result<String, Error> {
-        let path = self.ask(|r| Command::StartRecording(name, r)).await?;
+    async fn start_recording(&self, name: &str) -> Result<String, ControlError> {
+        let path = self
+            .ask(|r| Command::StartRecording(name.to_string(), r))
+            .await?;
         Ok(path.display().to_string())
     }
 
     /// Finishes the file; returns its path.
-    async fn stop_recording(&self) -> Result<String, Error> {
+    async fn stop_recording(&self) -> Result<String, ControlError> {
         let path = self.ask(Command::StopRecording).await?;
         Ok(path.display().to_string())
     }
 
     /// Re-reads the style store.
-    async fn reload(&self) -> Result<(), Error> {
+    async fn reload(&self) -> Result<(), ControlError> {
         self.ask(Command::Reload).await
     }
 
     /// Saves the current stylized frame as NAME.png in the recordings folder.
-    async fn snapshot(&self, name: String) -> Result<String, Error> {
-        let path = self.ask(|r| Command::Snapshot(name, r)).await?;
+    async fn snapshot(&self, name: &str) -> Result<String, ControlError> {
+        let path = self.ask(|r| Command::Snapshot(name.to_string(), r)).await?;
         Ok(path.display().to_string())
     }
 
@@ -143,8 +105,8 @@ impl Control {
     }
 
     #[zbus(property, name = "Style")]
-    async fn set_style_property(&self, id: String) -> fdo::Result<()> {
-        self.ask(|r| Command::SetStyle(id, r))
+    async fn set_style_property(&self, id: &str) -> fdo::Result<()> {
+        self.ask(|r| Command::SetStyle(id.to_string(), r))
             .await
             .map_err(invalid_args)
     }
@@ -215,7 +177,7 @@ pub async fn forward_changes(
 ) -> zbus::Result<()> {
     let iface = connection
         .object_server()
-        .interface::<_, Control>(OBJECT_PATH)
+        .interface::<_, Stylized>(OBJECT_PATH)
         .await?;
     let mut previous = status.borrow().clone();
     loop {
@@ -240,7 +202,7 @@ pub async fn forward_changes(
             }
             event = events.recv() => match event {
                 Ok(Event::RecordingFailed { path, message }) => {
-                    Control::recording_failed(iface.signal_emitter(), &path, &message).await?;
+                    Stylized::recording_failed(iface.signal_emitter(), &path, &message).await?;
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),

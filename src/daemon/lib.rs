@@ -1,10 +1,14 @@
-//! `stylized`: the camera daemon. A pipeline task owns GStreamer; the D-Bus interface
-//! talks to it over channels.
+//! `stylized`: the camera daemon, and what its command-line tools share.
+//!
+//! The pipeline task ([`pipeline`]) is the only code that touches GStreamer; it links
+//! the `stylize` element statically from the plugin crate. The D-Bus interface
+//! ([`dbus`]) turns calls into [`control::Command`]s sent to that task over a channel,
+//! and shows the [`control::Status`] it publishes.
 
-pub mod client;
 pub mod config;
 pub mod control;
 pub mod dbus;
 pub mod health;
 pub mod pipeline;
 pub mod recording;
+pub mod snapshot;

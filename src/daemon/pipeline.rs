@@ -9,15 +9,25 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::config::{Config, Input};
-use super::control::{check_name, Command, ControlError, Event, RunState, Status};
-use super::health::Health;
-use super::recording::{FeedSlot, Recorder};
+use crate::config::{Config, Input};
+use crate::control::{check_name, Command, ControlError, Event, RunState, Status};
+use crate::health::Health;
+use crate::recording::{segment_path, FeedSlot, Progress, Recording};
+use crate::snapshot;
 use stylize::store::Store;
 
 const TICK: Duration = Duration::from_millis(100);
 const FINISH_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Why the camera pipeline could not be built; the fault shown over D-Bus.
+#[derive(Debug, thiserror::Error)]
+enum BuildError {
+    #[error("cannot build the pipeline: {0}")]
+    Parse(#[from] gst::glib::Error),
+    #[error("the pipeline has no {0}")]
+    Missing(&'static str),
+}
 
 struct Live {
     pipeline: gst::Pipeline,
@@ -35,9 +45,7 @@ pub struct PipelineTask {
     frames: Arc<AtomicU64>,
     last_sample: Arc<Mutex<Option<gst::Sample>>>,
     feed: FeedSlot,
-    recorder: Option<Recorder>,
-    recording_name: Option<String>,
-    segment: u32,
+    recording: Option<Recording>,
     backoff: Duration,
     retry_at: Option<Instant>,
     last_rate: (Instant, u64),
@@ -55,7 +63,7 @@ impl PipelineTask {
         status.send_modify(|s| {
             s.style = config.stylize.style.clone();
             s.blend = config.stylize.blend;
-            s.accelerator = config.stylize.accelerator.clone();
+            s.accelerator = config.stylize.accelerator.to_string();
         });
         PipelineTask {
             config,
@@ -68,9 +76,7 @@ impl PipelineTask {
             frames: Arc::new(AtomicU64::new(0)),
             last_sample: Default::default(),
             feed: Default::default(),
-            recorder: None,
-            recording_name: None,
-            segment: 0,
+            recording: None,
             backoff: Duration::from_secs(1),
             retry_at: None,
             last_rate: (Instant::now(), 0),
@@ -113,16 +119,15 @@ impl PipelineTask {
             "video/x-raw,width={},height={},framerate={}/1",
             c.source.width, c.source.height, c.source.framerate
         );
-        let source = match Input::parse(&c.source.input) {
-            Ok(Input::Test) => format!("videotestsrc is-live=true pattern=smpte75 ! {caps}"),
-            Ok(Input::V4l2(dev)) => format!(
+        let source = match &c.source.input {
+            Input::Test => format!("videotestsrc is-live=true pattern=smpte75 ! {caps}"),
+            Input::V4l2(dev) => format!(
                 "v4l2src device=\"{}\" ! decodebin ! videoconvert ! videoscale ! videorate ! {caps}",
                 dev.display()
             ),
-            Ok(Input::Uri(uri)) => format!(
+            Input::Uri(uri) => format!(
                 "uridecodebin uri=\"{uri}\" ! videoconvert ! videoscale ! videorate ! {caps}"
             ),
-            Err(_) => "videotestsrc is-live=true".into(),
         };
         let display = if c.display.enabled {
             "videoconvert ! autovideosink"
@@ -137,14 +142,15 @@ impl PipelineTask {
         )
     }
 
-    fn build(&self) -> Result<Live, String> {
+    fn build(&self) -> Result<Live, BuildError> {
         let description = self.description();
         tracing::debug!(%description, "building pipeline");
-        let pipeline = gst::parse::launch(&description)
-            .map_err(|e| format!("cannot build the pipeline: {e}"))?
+        let pipeline = gst::parse::launch(&description)?
             .downcast::<gst::Pipeline>()
-            .map_err(|_| "not a pipeline".to_string())?;
-        let stylize = pipeline.by_name("stylize").ok_or("no stylize element")?;
+            .map_err(|_| BuildError::Missing("top-level pipeline"))?;
+        let stylize = pipeline
+            .by_name("stylize")
+            .ok_or(BuildError::Missing("stylize element"))?;
         let s = &self.config.stylize;
         let style = self.status.borrow().style.clone();
         let blend = self.status.borrow().blend;
@@ -152,7 +158,7 @@ impl PipelineTask {
         stylize.set_property("blend", blend);
         stylize.set_property("deflicker", s.deflicker);
         stylize.set_property("transition-ms", s.transition_ms);
-        stylize.set_property_from_str("accelerator", &s.accelerator);
+        stylize.set_property("accelerator", s.accelerator);
         stylize.set_property("inference-size", s.inference_size);
         if s.threads > 0 {
             stylize.set_property("threads", s.threads);
@@ -165,7 +171,7 @@ impl PipelineTask {
         let frames = self.frames.clone();
         stylize
             .static_pad("src")
-            .ok_or("stylize has no src pad")?
+            .ok_or(BuildError::Missing("stylize src pad"))?
             .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 frames.fetch_add(1, Ordering::Relaxed);
                 gst::PadProbeReturn::Ok
@@ -174,7 +180,7 @@ impl PipelineTask {
         let appsink = pipeline
             .by_name("frames")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or("no frames appsink")?;
+            .ok_or(BuildError::Missing("frames appsink"))?;
         let last_sample = self.last_sample.clone();
         let feed = self.feed.clone();
         appsink.set_callbacks(
@@ -194,7 +200,7 @@ impl PipelineTask {
 
     fn start(&mut self) {
         self.set_state(RunState::Starting, "");
-        match self.build().and_then(|live| {
+        match self.build().map_err(|e| e.to_string()).and_then(|live| {
             live.pipeline
                 .set_state(gst::State::Playing)
                 .map(|_| live)
@@ -371,10 +377,7 @@ impl PipelineTask {
 
     fn set_style(&mut self, id: String) -> Result<(), ControlError> {
         if self.store.get(&id).is_none() {
-            return Err(ControlError::UnknownStyle {
-                id,
-                known: self.store.ids().join(", "),
-            });
+            return Err(ControlError::unknown_style(&id, &self.store.ids()));
         }
         if let Some(live) = &self.live {
             live.stylize.set_property("style", &id);
@@ -386,7 +389,7 @@ impl PipelineTask {
 
     fn set_blend(&mut self, blend: f64) -> Result<(), ControlError> {
         if !(0.0..=1.0).contains(&blend) || blend.is_nan() {
-            return Err(ControlError::InvalidBlend(blend));
+            return Err(ControlError::invalid_blend(blend));
         }
         if let Some(live) = &self.live {
             live.stylize.set_property("blend", blend);
@@ -396,11 +399,10 @@ impl PipelineTask {
     }
 
     fn reload(&mut self) -> Result<(), ControlError> {
-        let store =
-            Store::load(&self.store_path).map_err(|e| ControlError::Store(e.to_string()))?;
+        let store = Store::load(&self.store_path).map_err(ControlError::store)?;
         let current = self.status.borrow().style.clone();
         if store.get(&current).is_none() {
-            return Err(ControlError::Store(format!(
+            return Err(ControlError::store(format_args!(
                 "the new store has no style {current:?}, which is in use"
             )));
         }
@@ -413,112 +415,83 @@ impl PipelineTask {
         Ok(())
     }
 
-    fn extension(&self) -> &'static str {
-        match self.config.recording.container.as_str() {
-            "mp4" => "mp4",
-            _ => "mkv",
-        }
-    }
-
-    fn recording_path(&self, name: &str, segment: u32) -> PathBuf {
-        let file = if segment == 0 {
-            format!("{name}.{}", self.extension())
-        } else {
-            format!("{name}-{segment:03}.{}", self.extension())
-        };
-        self.config.recording.directory.join(file)
-    }
-
     fn start_recording(&mut self, name: String) -> Result<PathBuf, ControlError> {
-        if let Some(r) = &self.recorder {
-            return Err(ControlError::AlreadyRecording(
-                r.path().display().to_string(),
-            ));
+        if let Some(r) = &self.recording {
+            return Err(ControlError::already_recording(r.path()));
         }
         check_name(&name)?;
         if self.live.is_none() {
-            return Err(ControlError::NotRunning(self.status.borrow().fault.clone()));
+            return Err(ControlError::not_running(&self.status.borrow().fault));
         }
-        let path = self.recording_path(&name, 0);
+        let path = segment_path(&self.config.recording, &name, 0);
         if path.exists() {
-            return Err(ControlError::NameTaken(path.display().to_string()));
+            return Err(ControlError::name_taken(&path));
         }
-        self.open_segment(&name, 0)?;
+        let recording = Recording::start(
+            &self.config.recording,
+            self.config.source.framerate,
+            &name,
+            &self.feed,
+        )
+        .map_err(ControlError::recording_failed)?;
+        tracing::info!(path = %path.display(), "recording started");
+        self.recording = Some(recording);
+        self.show_recording(Some(&path));
         Ok(path)
     }
 
-    fn open_segment(&mut self, name: &str, segment: u32) -> Result<(), ControlError> {
-        let dir = &self.config.recording.directory;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ControlError::RecordingFailed(format!("{}: {e}", dir.display())))?;
-        let path = self.recording_path(name, segment);
-        let recorder = Recorder::start(
-            &self.config.recording,
-            self.config.source.framerate,
-            &path,
-            &self.feed,
-        )
-        .map_err(ControlError::RecordingFailed)?;
-        tracing::info!(path = %path.display(), "recording started");
-        self.recorder = Some(recorder);
-        self.recording_name = Some(name.to_string());
-        self.segment = segment;
-        let shown = path.display().to_string();
+    /// Publishes whether a recording runs, and its current file.
+    fn show_recording(&self, path: Option<&Path>) {
+        let shown = path.map(|p| p.display().to_string());
         self.status.send_modify(|s| {
-            s.recording = true;
-            s.recording_path = shown;
+            s.recording = shown.is_some();
+            if let Some(shown) = shown {
+                s.recording_path = shown;
+            }
         });
-        Ok(())
     }
 
     fn stop_recording(&mut self) -> Result<PathBuf, ControlError> {
-        let recorder = self.recorder.take().ok_or(ControlError::NotRecording)?;
-        self.recording_name = None;
-        let result = recorder.finish(FINISH_TIMEOUT);
-        self.status.send_modify(|s| s.recording = false);
+        let recording = self
+            .recording
+            .take()
+            .ok_or_else(ControlError::not_recording)?;
+        let result = recording.finish(FINISH_TIMEOUT);
+        self.show_recording(None);
         match &result {
             Ok(path) => tracing::info!(path = %path.display(), "recording finished"),
             Err(e) => tracing::error!(error = %e, "recording did not finish cleanly"),
         }
-        result.map_err(ControlError::RecordingFailed)
+        result.map_err(ControlError::recording_failed)
     }
 
     fn poll_recording(&mut self) {
-        let Some(recorder) = &self.recorder else {
+        let Some(recording) = self.recording.as_mut() else {
             return;
         };
-        if let Some(error) = recorder.error() {
-            let path = recorder.path().display().to_string();
-            tracing::error!(%path, %error, "recording failed; the stream goes on");
-            if let Some(r) = self.recorder.take() {
-                r.abort();
+        match tokio::task::block_in_place(|| recording.poll(FINISH_TIMEOUT)) {
+            Progress::Writing => {}
+            Progress::Continued(path) => {
+                tracing::info!(path = %path.display(), "recording continues in a new file");
+                self.show_recording(Some(&path));
             }
-            self.recording_name = None;
-            self.status.send_modify(|s| s.recording = false);
-            let _ = self.events.send(Event::RecordingFailed {
-                path,
-                message: error,
-            });
-            return;
-        }
-        let limit = gst::ClockTime::from_seconds(self.config.recording.max_file_seconds);
-        if recorder.recorded() >= limit {
-            let name = self.recording_name.clone().unwrap_or_default();
-            let next = self.segment + 1;
-            if let Some(r) = self.recorder.take() {
-                if let Err(e) = tokio::task::block_in_place(|| r.finish(FINISH_TIMEOUT)) {
-                    tracing::error!(error = %e, "closing a full segment failed");
+            Progress::Failed { path, error } => {
+                let path = path.display().to_string();
+                tracing::error!(%path, %error, "recording failed; the stream goes on");
+                if let Some(r) = self.recording.take() {
+                    r.abort();
                 }
-            }
-            if let Err(e) = self.open_segment(&name, next) {
-                tracing::error!(error = %e, "could not continue the recording in a new file");
-                self.status.send_modify(|s| s.recording = false);
+                self.show_recording(None);
+                let _ = self.events.send(Event::RecordingFailed {
+                    path,
+                    message: error.to_string(),
+                });
             }
         }
     }
 
     fn stop_recording_after_fault(&mut self, fault: &str) {
-        if self.recorder.is_some() {
+        if self.recording.is_some() {
             tracing::warn!(%fault, "finishing the recording because the pipeline failed");
             let _ = tokio::task::block_in_place(|| self.stop_recording());
         }
@@ -531,14 +504,14 @@ impl PipelineTask {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .ok_or_else(|| ControlError::NotRunning("no frame yet".into()))?;
+            .ok_or_else(|| ControlError::not_running("no frame yet"))?;
         let path = self.config.recording.directory.join(format!("{name}.png"));
-        write_png(&sample, &path).map_err(ControlError::SnapshotFailed)?;
+        snapshot::write_png(&sample, &path).map_err(ControlError::snapshot_failed)?;
         Ok(path)
     }
 
     fn stop_all(&mut self) {
-        if self.recorder.is_some() {
+        if self.recording.is_some() {
             match self.stop_recording() {
                 Ok(path) => tracing::info!(path = %path.display(), "recording saved on shutdown"),
                 Err(e) => tracing::error!(error = %e, "recording not saved cleanly on shutdown"),
@@ -548,52 +521,4 @@ impl PipelineTask {
             let _ = live.pipeline.set_state(gst::State::Null);
         }
     }
-}
-
-/// Converts a sample to RGB and writes it as PNG (temp file, then rename).
-fn write_png(sample: &gst::Sample, path: &Path) -> Result<(), String> {
-    let caps = sample.caps().ok_or("frame without caps")?;
-    let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?;
-    let buffer = sample.buffer().ok_or("frame without data")?;
-    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
-        .map_err(|e| e.to_string())?;
-    let (w, h) = (info.width(), info.height());
-    let rgb_info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
-        .fps(info.fps())
-        .par(info.par())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut rgb = gst::Buffer::with_size(rgb_info.size()).map_err(|e| e.to_string())?;
-    {
-        let rgb_ref = rgb.get_mut().ok_or("buffer not writable")?;
-        let mut out = gst_video::VideoFrameRef::from_buffer_ref_writable(rgb_ref, &rgb_info)
-            .map_err(|e| e.to_string())?;
-        let converter =
-            gst_video::VideoConverter::new(&info, &rgb_info, None).map_err(|e| e.to_string())?;
-        converter.frame_ref(&frame, &mut out);
-    }
-    let map = rgb.map_readable().map_err(|e| e.to_string())?;
-    let stride = rgb_info.stride()[0] as usize;
-    let mut packed = Vec::with_capacity((w * h * 3) as usize);
-    for y in 0..h as usize {
-        packed.extend_from_slice(&map[y * stride..y * stride + w as usize * 3]);
-    }
-    let dir = path.parent().ok_or("no folder")?;
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".snapshot.")
-        .suffix(".png")
-        .tempfile_in(dir)
-        .map_err(|e| e.to_string())?;
-    image::save_buffer_with_format(
-        tmp.path(),
-        &packed,
-        w,
-        h,
-        image::ExtendedColorType::Rgb8,
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| e.to_string())?;
-    tmp.persist(path).map_err(|e| e.error.to_string())?;
-    Ok(())
 }

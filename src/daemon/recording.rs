@@ -1,14 +1,57 @@
-//! A recording: its own pipeline (appsrc → encoder → muxer → file), fed with the
-//! stylized frames. Being separate, a write error or a full disk stops the recording
-//! without touching the live stream.
+//! Recordings. A recording is its own pipeline (appsrc → encoder → muxer → file), fed
+//! with the stylized frames, so a write error or a full disk stops the recording without
+//! touching the live stream. A long recording continues in numbered files
+//! (`NAME.mkv`, `NAME-001.mkv`, ...): the rotation is [`Recording`]'s job.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gst::prelude::*;
+use serde::Deserialize;
 
-use super::config::RecordingConfig;
+use crate::config::RecordingConfig;
+
+/// The file format of a recording, `[recording] container` in the config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Container {
+    /// Matroska (`.mkv`): readable up to the last cluster after a crash.
+    #[default]
+    Matroska,
+    /// Fragmented MP4 (`.mp4`): readable up to the last fragment after a crash.
+    Mp4,
+}
+
+impl Container {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Container::Matroska => "mkv",
+            Container::Mp4 => "mp4",
+        }
+    }
+}
+
+/// Why a recording could not start, or did not end cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("GStreamer element {0} is not installed")]
+    MissingElement(String),
+    #[error("building the recording: {0}")]
+    Build(String),
+    #[error("cannot start writing {}", .0.display())]
+    Start(PathBuf),
+    #[error("cannot create the recordings folder {}: {source}", path.display())]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// What the recording pipeline reported (a full disk, a write error).
+    #[error("{0}")]
+    Write(String),
+    #[error("the file was not finalized within {0:?}")]
+    NotFinalized(Duration),
+}
 
 /// The part the streaming thread uses to hand frames over.
 pub struct Feed {
@@ -46,6 +89,7 @@ impl Feed {
     }
 }
 
+/// One file being written.
 pub struct Recorder {
     pipeline: gst::Pipeline,
     appsrc: gst_app::AppSrc,
@@ -53,10 +97,10 @@ pub struct Recorder {
     feed: FeedSlot,
 }
 
-fn make(factory: &str) -> Result<gst::Element, String> {
+fn make(factory: &str) -> Result<gst::Element, RecordingError> {
     gst::ElementFactory::make(factory)
         .build()
-        .map_err(|_| format!("GStreamer element {factory} is not installed"))
+        .map_err(|_| RecordingError::MissingElement(factory.to_string()))
 }
 
 impl Recorder {
@@ -66,7 +110,7 @@ impl Recorder {
         framerate: u32,
         path: &Path,
         feed: &FeedSlot,
-    ) -> Result<Recorder, String> {
+    ) -> Result<Recorder, RecordingError> {
         let pipeline = gst::Pipeline::with_name("recording");
         let appsrc = gst_app::AppSrc::builder()
             .name("frames")
@@ -92,13 +136,13 @@ impl Recorder {
             );
         }
         let parse = make("h264parse")?;
-        let mux = match config.container.as_str() {
-            "mp4" => {
+        let mux = match config.container {
+            Container::Mp4 => {
                 let mux = make("mp4mux")?;
                 mux.set_property("fragment-duration", 1000u32);
                 mux
             }
-            _ => make("matroskamux")?,
+            Container::Matroska => make("matroskamux")?,
         };
         let sink = make("filesink")?;
         sink.set_property("location", path.to_string_lossy().to_string());
@@ -114,11 +158,12 @@ impl Recorder {
         ];
         pipeline
             .add_many(elements)
-            .map_err(|e| format!("building the recording: {e}"))?;
-        gst::Element::link_many(elements).map_err(|e| format!("linking the recording: {e}"))?;
+            .map_err(|e| RecordingError::Build(e.to_string()))?;
+        gst::Element::link_many(elements)
+            .map_err(|e| RecordingError::Build(format!("linking: {e}")))?;
         pipeline
             .set_state(gst::State::Playing)
-            .map_err(|_| format!("cannot start writing {}", path.display()))?;
+            .map_err(|_| RecordingError::Start(path.to_path_buf()))?;
         *feed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Feed {
             appsrc: appsrc.clone(),
             base: None,
@@ -147,11 +192,11 @@ impl Recorder {
     }
 
     /// The first error the recording reported, if any.
-    pub fn error(&self) -> Option<String> {
+    pub fn error(&self) -> Option<RecordingError> {
         let bus = self.pipeline.bus()?;
         while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
             if let gst::MessageView::Error(e) = msg.view() {
-                return Some(e.error().to_string());
+                return Some(RecordingError::Write(e.error().to_string()));
             }
         }
         None
@@ -162,19 +207,20 @@ impl Recorder {
     }
 
     /// Ends the file cleanly: end of stream through the muxer, then closed.
-    pub fn finish(self, timeout: Duration) -> Result<PathBuf, String> {
+    pub fn finish(self, timeout: Duration) -> Result<PathBuf, RecordingError> {
         self.unplug();
         let _ = self.appsrc.end_of_stream();
-        let bus = self.pipeline.bus().ok_or("recording has no bus")?;
-        let outcome = match bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        ) {
+        let outcome = match self.pipeline.bus().and_then(|bus| {
+            bus.timed_pop_filtered(
+                gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+        }) {
             Some(msg) => match msg.view() {
-                gst::MessageView::Error(e) => Err(e.error().to_string()),
+                gst::MessageView::Error(e) => Err(RecordingError::Write(e.error().to_string())),
                 _ => Ok(()),
             },
-            None => Err(format!("the file was not finalized within {timeout:?}")),
+            None => Err(RecordingError::NotFinalized(timeout)),
         };
         let _ = self.pipeline.set_state(gst::State::Null);
         outcome.map(|()| self.path.clone())
@@ -184,5 +230,126 @@ impl Recorder {
     pub fn abort(self) {
         self.unplug();
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// The file of part `segment` of recording `name`: `NAME.EXT`, then `NAME-001.EXT`, ...
+pub fn segment_path(config: &RecordingConfig, name: &str, segment: u32) -> PathBuf {
+    let ext = config.container.extension();
+    let file = if segment == 0 {
+        format!("{name}.{ext}")
+    } else {
+        format!("{name}-{segment:03}.{ext}")
+    };
+    config.directory.join(file)
+}
+
+/// What [`Recording::poll`] found.
+pub enum Progress {
+    Writing,
+    /// The file reached `max_file_seconds` and the recording goes on in a new one.
+    Continued(PathBuf),
+    /// The recording stopped: a write error, or the next file could not start. What
+    /// was written stays.
+    Failed {
+        path: PathBuf,
+        error: RecordingError,
+    },
+}
+
+/// A named recording, across the files it rotates through.
+pub struct Recording {
+    name: String,
+    segment: u32,
+    /// None only after a failed rotation.
+    file: Option<Recorder>,
+    path: PathBuf,
+    config: RecordingConfig,
+    framerate: u32,
+    feed: FeedSlot,
+}
+
+impl Recording {
+    /// Starts file 0 of recording `name`. The caller checked the name.
+    pub fn start(
+        config: &RecordingConfig,
+        framerate: u32,
+        name: &str,
+        feed: &FeedSlot,
+    ) -> Result<Recording, RecordingError> {
+        std::fs::create_dir_all(&config.directory).map_err(|source| RecordingError::Folder {
+            path: config.directory.clone(),
+            source,
+        })?;
+        let path = segment_path(config, name, 0);
+        let file = Recorder::start(config, framerate, &path, feed)?;
+        Ok(Recording {
+            name: name.to_string(),
+            segment: 0,
+            file: Some(file),
+            path,
+            config: config.clone(),
+            framerate,
+            feed: feed.clone(),
+        })
+    }
+
+    /// The file being written now.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checks for a write error and moves on to the next file when this one is full.
+    /// After `Failed` the recording is over: drop it.
+    pub fn poll(&mut self, finish_timeout: Duration) -> Progress {
+        let Some(file) = &self.file else {
+            return Progress::Failed {
+                path: self.path.clone(),
+                error: RecordingError::Build("no open file".into()),
+            };
+        };
+        if let Some(error) = file.error() {
+            return Progress::Failed {
+                path: self.path.clone(),
+                error,
+            };
+        }
+        let limit = gst::ClockTime::from_seconds(self.config.max_file_seconds);
+        if file.recorded() < limit {
+            return Progress::Writing;
+        }
+        // The full file is closed before the next opens: both would share the feed.
+        if let Some(full) = self.file.take() {
+            if let Err(e) = full.finish(finish_timeout) {
+                tracing::error!(error = %e, "closing a full file of the recording failed");
+            }
+        }
+        self.segment += 1;
+        self.path = segment_path(&self.config, &self.name, self.segment);
+        match Recorder::start(&self.config, self.framerate, &self.path, &self.feed) {
+            Ok(file) => {
+                self.file = Some(file);
+                Progress::Continued(self.path.clone())
+            }
+            Err(error) => Progress::Failed {
+                path: self.path.clone(),
+                error,
+            },
+        }
+    }
+
+    /// Ends the current file cleanly; returns its path.
+    pub fn finish(self, timeout: Duration) -> Result<PathBuf, RecordingError> {
+        match self.file {
+            Some(file) => file.finish(timeout),
+            None => Ok(self.path),
+        }
+    }
+
+    /// Stops after an error; what was written stays.
+    pub fn abort(self) {
+        if let Some(file) = self.file {
+            file.abort();
+        }
     }
 }

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
@@ -10,12 +10,13 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
 use super::fade::Fade;
-use super::pool::{FrameParams, Job, Pool, PoolHandle, Sink};
+use super::frame_work::{FrameError, FrameHandle, FrameParams, FramePool, Job};
+use super::ordered_pool::{Delivery, JobError, Timing};
 use stylize::auto::{self, AutoChoice};
-use stylize::engine::{default_threads, Accelerator, Engine, EngineConfig};
-use stylize::litert::Hardware;
+use stylize::engine::{default_threads, Engine, EngineConfig};
 use stylize::store::{Store, VECTOR_LEN};
 use stylize::vulkan;
+use stylize::{defaults, Accelerator};
 use stylize::{paths, StyleVector};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -41,38 +42,13 @@ const FORMATS: &[gst_video::VideoFormat] = &[
 const MIN_SIDE: i32 = 16;
 const MAX_SIDE: i32 = 4096;
 
-const DEFAULT_STYLE: &str = "monet";
-const DEFAULT_INFERENCE_SIZE: u32 = 384;
-const DEFAULT_BLEND: f64 = 0.0;
-const DEFAULT_BLEND_INTERVAL: u32 = 30;
-const DEFAULT_DEFLICKER: f64 = stylize::deflicker::DEFAULT_STRENGTH;
+const DEFAULT_STYLE: &str = defaults::STYLE;
+const DEFAULT_INFERENCE_SIZE: u32 = defaults::INFERENCE_SIZE;
+const DEFAULT_BLEND: f64 = defaults::BLEND;
+const DEFAULT_BLEND_INTERVAL: u32 = defaults::BLEND_INTERVAL;
+const DEFAULT_DEFLICKER: f64 = defaults::DEFLICKER;
+/// A switch is a cut unless asked otherwise (the daemon asks for a fade).
 const DEFAULT_TRANSITION_MS: u32 = 0;
-
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstStylizeAccelerator")]
-pub enum AcceleratorChoice {
-    #[default]
-    #[enum_value(
-        name = "Auto: the faster of a hardware GPU and the CPU, measured; never a software GPU",
-        nick = "auto"
-    )]
-    Auto = 0,
-    #[enum_value(name = "CPU (XNNPACK), int8 model", nick = "cpu")]
-    Cpu = 1,
-    #[enum_value(name = "GPU (WebGPU accelerator), fp16 model", nick = "gpu")]
-    Gpu = 2,
-}
-
-impl From<AcceleratorChoice> for Accelerator {
-    fn from(a: AcceleratorChoice) -> Self {
-        match a {
-            AcceleratorChoice::Auto => Accelerator::Auto,
-            AcceleratorChoice::Cpu => Accelerator::Cpu,
-            AcceleratorChoice::Gpu => Accelerator::Gpu,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -82,7 +58,7 @@ struct Settings {
     litert_library: Option<PathBuf>,
     /// None: no GPU program cache.
     cache_dir: Option<PathBuf>,
-    accelerator: AcceleratorChoice,
+    accelerator: Accelerator,
     threads: u32,
     inference_size: u32,
     blend: f64,
@@ -102,7 +78,7 @@ impl Default for Settings {
             model: None,
             litert_library: None,
             cache_dir: paths::default_cache_dir(),
-            accelerator: AcceleratorChoice::Auto,
+            accelerator: Accelerator::Auto,
             threads: default_threads() as u32,
             inference_size: DEFAULT_INFERENCE_SIZE,
             blend: DEFAULT_BLEND,
@@ -125,7 +101,7 @@ struct State {
     last_pts: Option<gst::ClockTime>,
     info: Option<Arc<gst_video::VideoInfo>>,
     /// None until the first caps when `auto` races a GPU against the CPU.
-    pool: Option<Pool>,
+    pool: Option<FramePool>,
     /// What `auto` races at the first caps, when there is a hardware GPU: the CPU engine
     /// (made at start, so a bad model or library fails the state change) and the device.
     race: Option<(EngineConfig, vulkan::Device, Engine)>,
@@ -147,35 +123,34 @@ pub struct Stylize {
     stats: Mutex<Stats>,
     /// Kept apart from `state` so a flush from another thread never waits for the
     /// streaming thread.
-    pool: Mutex<Option<PoolHandle>>,
+    pool: Mutex<Option<FrameHandle>>,
 }
 
-/// Hands the workers' results to the element: push, errors, timing.
-struct ElementSink {
+/// Where the pool's output thread hands the stylized frames: the src pad, in order.
+struct SrcPadDelivery {
     element: glib::WeakRef<super::Stylize>,
 }
 
-impl Sink for ElementSink {
-    fn push(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        match self.element.upgrade() {
-            Some(element) => element.src_pad().push(buffer),
-            None => Err(gst::FlowError::Flushing),
-        }
+impl Delivery<gst::Buffer, FrameError> for SrcPadDelivery {
+    fn deliver(
+        &self,
+        buffer: gst::Buffer,
+        timing: Timing,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(element) = self.element.upgrade() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        element.imp().frame_done(timing.in_pool, timing.running);
+        element.src_pad().push(buffer)
     }
 
-    fn fail(&self, message: &str) {
+    fn fail(&self, error: JobError<FrameError>) {
         if let Some(element) = self.element.upgrade() {
             gst::element_error!(
                 element,
                 gst::LibraryError::Failed,
-                ("stylizing failed: {}", message)
+                ("stylizing failed: {}", error)
             );
-        }
-    }
-
-    fn frame_done(&self, in_element: Duration, processing: Duration) {
-        if let Some(element) = self.element.upgrade() {
-            element.imp().frame_done(in_element, processing);
         }
     }
 }
@@ -241,7 +216,7 @@ impl ObjectImpl for Stylize {
                     .default_value(default_cache_dir.as_deref().and_then(|p| p.to_str()))
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("accelerator", AcceleratorChoice::Auto)
+                glib::ParamSpecEnum::builder_with_default("accelerator", Accelerator::Auto)
                     .nick("Accelerator")
                     .blurb("Where the network runs. auto: the CPU when there is no hardware Vulkan GPU (a software one such as lavapipe never counts); else one frame is timed on each at the first caps and the faster wins, a decision kept in cache-dir for later starts. gpu: the GPU even when it is software (with a warning); fails when there is no Vulkan device")
                     .mutable_ready()
@@ -257,8 +232,8 @@ impl ObjectImpl for Stylize {
                 glib::ParamSpecUInt::builder("inference-size")
                     .nick("Inference size")
                     .blurb("Long side, in pixels, of the image the network sees; the short side keeps the aspect ratio (multiple of 4). On the GPU both sides stay at least 384 (STYLIZE_GPU_MIN_SIDE), which rules out aspect ratios beyond about 10:1 there")
-                    .minimum(32)
-                    .maximum(4096)
+                    .minimum(*defaults::INFERENCE_SIZE_RANGE.start())
+                    .maximum(*defaults::INFERENCE_SIZE_RANGE.end())
                     .default_value(DEFAULT_INFERENCE_SIZE)
                     .mutable_ready()
                     .build(),
@@ -289,7 +264,7 @@ impl ObjectImpl for Stylize {
                 glib::ParamSpecUInt::builder("transition-ms")
                     .nick("Transition")
                     .blurb("A style switch cross-fades the style vector over this many milliseconds of stream time (buffer timestamps); with blend > 0, a recomputed frame vector fades in the same way (with 0, over the blend interval). 0 switches at the next frame")
-                    .maximum(60_000)
+                    .maximum(defaults::MAX_TRANSITION_MS)
                     .default_value(DEFAULT_TRANSITION_MS)
                     .mutable_playing()
                     .build(),
@@ -475,7 +450,7 @@ impl BaseTransformImpl for Stylize {
         style_vector.copy_from_slice(&style.vector);
 
         let config = EngineConfig {
-            accelerator: settings.accelerator.into(),
+            accelerator: settings.accelerator,
             threads: settings.threads as usize,
             inference_size: settings.inference_size as usize,
             transfer_model: settings.model.clone(),
@@ -487,7 +462,7 @@ impl BaseTransformImpl for Stylize {
         let mut race = None;
         let mut pool = None;
         match settings.accelerator {
-            AcceleratorChoice::Auto => match auto::plan(&config).map_err(init_error)? {
+            Accelerator::Auto => match auto::plan(&config).map_err(init_error)? {
                 auto::Plan::Race { device, cpu } => {
                     gst::info!(
                         CAT,
@@ -500,14 +475,11 @@ impl BaseTransformImpl for Stylize {
                     pool = Some(self.start_workers(engine, &config, &settings, &choice)?);
                 }
             },
-            AcceleratorChoice::Cpu | AcceleratorChoice::Gpu => {
+            Accelerator::Cpu | Accelerator::Gpu => {
                 let engine = Engine::new(&config).map_err(init_error)?;
                 let choice = AutoChoice {
-                    hardware: engine.hardware(),
-                    reason: format!(
-                        "{}: set by the accelerator property",
-                        engine.hardware().name()
-                    ),
+                    accelerator: engine.accelerator(),
+                    reason: format!("{}: set by the accelerator property", engine.accelerator()),
                 };
                 pool = Some(self.start_workers(engine, &config, &settings, &choice)?);
             }
@@ -669,7 +641,6 @@ impl BaseTransformImpl for Stylize {
                 own_vector_fade,
                 pts,
             },
-            submitted: Instant::now(),
         })?;
         Ok(GenerateOutputSuccess::NoOutput)
     }
@@ -773,23 +744,20 @@ impl Stylize {
         config: &EngineConfig,
         settings: &Settings,
         choice: &AutoChoice,
-    ) -> Result<Pool, gst::ErrorMessage> {
+    ) -> Result<FramePool, gst::ErrorMessage> {
         if let Some(warning) = first.warning() {
             gst::element_imp_warning!(self, gst::LibraryError::Init, ("{}", warning));
         }
         gst::info!(CAT, imp = self, "accelerator {}", choice.reason);
-        let hardware = first.hardware();
-        let workers = match (settings.parallel_frames, hardware) {
-            (0, Hardware::Gpu) => 1,
-            (0, Hardware::Cpu) => default_threads().clamp(1, 4),
+        let accelerator = first.accelerator();
+        let workers = match (settings.parallel_frames, accelerator) {
+            (0, Accelerator::Gpu) => 1,
+            (0, _) => default_threads().clamp(1, 4),
             (n, _) => n as usize,
         };
         // The workers share the cores: each engine gets its part of the threads.
         let mut config = EngineConfig {
-            accelerator: match hardware {
-                Hardware::Cpu => Accelerator::Cpu,
-                Hardware::Gpu => Accelerator::Gpu,
-            },
+            accelerator,
             ..config.clone()
         };
         if settings.threads > 0 {
@@ -807,28 +775,28 @@ impl Stylize {
             CAT,
             imp = self,
             "running on {} with {}, {} frames at once, {} threads each",
-            hardware.name(),
+            accelerator.name(),
             engines[0].transfer_path().display(),
             workers,
             config.threads
         );
         {
             let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-            stats.active_accelerator = Some(hardware.name());
+            stats.active_accelerator = Some(accelerator.name());
             stats.accelerator_reason = choice.reason.clone();
         }
         // `gst-launch-1.0 -v` prints these.
         self.obj().notify("active-accelerator");
         self.obj().notify("accelerator-reason");
-        let sink = Arc::new(ElementSink {
+        let delivery = Arc::new(SrcPadDelivery {
             element: self.obj().downgrade(),
         });
-        let pool = Pool::start(engines, sink);
+        let pool = FramePool::start(engines, delivery);
         *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool.handle());
         Ok(pool)
     }
 
-    fn pool_handle(&self) -> Option<PoolHandle> {
+    fn pool_handle(&self) -> Option<FrameHandle> {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 

@@ -3,10 +3,12 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod colour;
 mod fade;
+mod frame_work;
 mod imp;
+mod ordered_pool;
 mod own_vector;
-mod pool;
 
 glib::wrapper! {
     pub struct Stylize(ObjectSubclass<imp::Stylize>)

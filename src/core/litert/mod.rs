@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::{Arc, OnceLock};
 
+use crate::accelerator::Accelerator;
 use crate::paths;
 
 /// The pinned wheel that provides `libLiteRt.so`.
@@ -343,22 +344,6 @@ impl Drop for Environment {
     }
 }
 
-/// Which hardware a compiled model runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Hardware {
-    Cpu,
-    Gpu,
-}
-
-impl Hardware {
-    pub fn name(self) -> &'static str {
-        match self {
-            Hardware::Cpu => "cpu",
-            Hardware::Gpu => "gpu",
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 struct TensorInfo {
     name: String,
@@ -376,7 +361,7 @@ pub struct Network {
     outputs: Vec<TensorInfo>,
     input_buffers: Vec<ffi::TensorBuffer>,
     output_buffers: Vec<ffi::TensorBuffer>,
-    hardware: Hardware,
+    accelerator: Accelerator,
 }
 
 // SAFETY: a Network is used by one thread at a time (`&mut self` for every call that
@@ -430,7 +415,7 @@ impl Network {
     pub fn new(
         env: Arc<Environment>,
         bytes: Arc<[u8]>,
-        hardware: Hardware,
+        accelerator: Accelerator,
         threads: usize,
         input_dims: &[(&str, &[i32])],
     ) -> Result<Network, LiteRtError> {
@@ -454,10 +439,10 @@ impl Network {
             outputs: Vec::new(),
             input_buffers: Vec::new(),
             output_buffers: Vec::new(),
-            hardware,
+            accelerator,
         };
         net.read_signature()?;
-        net.compile(hardware, threads)?;
+        net.compile(accelerator, threads)?;
         for (name, dims) in input_dims {
             let index = net.input_index(name)?;
             // SAFETY: valid compiled model; dims points to dims.len() ints.
@@ -567,7 +552,7 @@ impl Network {
         Ok(ty.layout.dims().to_vec())
     }
 
-    fn compile(&mut self, hardware: Hardware, threads: usize) -> Result<(), LiteRtError> {
+    fn compile(&mut self, accelerator: Accelerator, threads: usize) -> Result<(), LiteRtError> {
         let api = &self.env.rt.api;
         let mut options = ptr::null_mut();
         // SAFETY: options is created, configured and destroyed here; the compiled model
@@ -575,15 +560,17 @@ impl Network {
         unsafe {
             check("LiteRtCreateOptions", (api.create_options)(&mut options))?;
             let result = (|| {
-                let set = match hardware {
-                    Hardware::Cpu => ffi::HW_CPU,
-                    Hardware::Gpu => ffi::HW_GPU,
+                let set = match accelerator {
+                    Accelerator::Cpu => ffi::HW_CPU,
+                    Accelerator::Gpu => ffi::HW_GPU,
+                    // LiteRT picks among both.
+                    Accelerator::Auto => ffi::HW_CPU | ffi::HW_GPU,
                 };
                 check(
                     "LiteRtSetOptionsHardwareAccelerators",
                     (api.set_options_hardware_accelerators)(options, set),
                 )?;
-                if hardware == Hardware::Cpu && threads > 0 {
+                if accelerator == Accelerator::Cpu && threads > 0 {
                     // The CPU accelerator reads its settings as TOML text under two
                     // identifiers: "xnnpack" sizes XNNPACK's thread pool, "cpu_delegate"
                     // the builtin kernels XNNPACK does not take, which otherwise stay on
@@ -607,7 +594,7 @@ impl Network {
                         format!("num_threads = {threads}\n"),
                     )?;
                 }
-                if let (Hardware::Gpu, Some(cache)) = (hardware, &self.env.gpu_cache) {
+                if let (Accelerator::Gpu, Some(cache)) = (accelerator, &self.env.gpu_cache) {
                     add_toml_options(api, options, c"gpu_options", cache.toml())?;
                 }
                 check(
@@ -669,8 +656,8 @@ impl Network {
         Ok(())
     }
 
-    pub fn hardware(&self) -> Hardware {
-        self.hardware
+    pub fn accelerator(&self) -> Accelerator {
+        self.accelerator
     }
 
     pub fn input_index(&self, name: &str) -> Result<usize, LiteRtError> {
