@@ -336,3 +336,45 @@ fn gst_launch_line_exits_zero() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Got EOS"));
 }
+
+/// The core logs with `tracing`; inside gst-launch-1.0 its warnings reach the GStreamer
+/// debug log under the element's category, and stay out of it when not asked for.
+#[test]
+fn gst_launch_shows_engine_warnings_in_the_gstreamer_log() {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let run = |debug: Option<&str>| {
+        let mut command = Command::new("gst-launch-1.0");
+        command
+            .env("GST_PLUGIN_PATH", profile_dir)
+            .env("GST_DEBUG_NO_COLOR", "1")
+            .env_remove("GST_DEBUG")
+            .args(
+                "-q videotestsrc num-buffers=1 ! video/x-raw,width=64,height=48 ! stylize inference-size=66 parallel-frames=1 accelerator=cpu ! fakesink"
+                    .split(' '),
+            );
+        if let Some(debug) = debug {
+            command.env("GST_DEBUG", debug);
+        }
+        let out = command.output().expect("gst-launch-1.0 runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warning = "inference size 66 is not a multiple of 4: the network runs at 64";
+    let log = run(Some("stylize:5"));
+    let line = log
+        .lines()
+        .find(|l| l.contains(warning))
+        .unwrap_or_else(|| panic!("no engine warning in the GStreamer log:\n{log}"));
+    assert!(
+        line.contains("WARN") && line.contains(" stylize "),
+        "{line}"
+    );
+    // Debug lines of the core come the same way (the engine compiles its network).
+    assert!(
+        log.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("compiled transfer network")),
+        "{log}"
+    );
+    assert!(!run(Some("stylize:1")).contains(warning));
+}

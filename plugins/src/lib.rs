@@ -3,14 +3,19 @@
 //! The element and its worker pool live here; the network, the resampler, the deflicker
 //! and the style store are the GStreamer-free `stylize` core crate. The daemon links this
 //! crate and registers the element statically ([`register_static`]).
+//!
+//! Logs: the element's and, when the plugin file is loaded, the core's go to the
+//! GStreamer debug category `stylize` (see `logging`).
 
 use gst::glib;
 
 mod element;
+mod logging;
 
 pub use element::{register_static, Stylize};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    logging::forward_core_logs();
     if let Some(file) = plugin.filename() {
         stylize::paths::set_module_file(file);
     }

@@ -300,6 +300,13 @@ impl Engine {
         transfer_path: PathBuf,
         transfer_bytes: Arc<[u8]>,
     ) -> Engine {
+        if config.long_side() != config.inference_size {
+            tracing::warn!(
+                "inference size {} is not a multiple of 4: the network runs at {}",
+                config.inference_size,
+                config.long_side()
+            );
+        }
         Engine {
             env,
             accelerator,

@@ -12,20 +12,13 @@ use gst_video::subclass::prelude::*;
 use super::fade::Fade;
 use super::frame_work::{FrameError, FrameHandle, FrameParams, FramePool, Job};
 use super::ordered_pool::{Delivery, JobError, Timing};
+use crate::logging::CAT;
 use stylize::auto::{self, AutoChoice};
 use stylize::engine::{default_threads, Engine, EngineConfig};
 use stylize::store::{Store, VECTOR_LEN};
 use stylize::vulkan;
 use stylize::{defaults, Accelerator};
 use stylize::{paths, StyleVector};
-
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "stylize",
-        gst::DebugColorFlags::empty(),
-        Some("Neural style transfer"),
-    )
-});
 
 const FORMATS: &[gst_video::VideoFormat] = &[
     gst_video::VideoFormat::Rgb,
@@ -231,7 +224,7 @@ impl ObjectImpl for Stylize {
                     .build(),
                 glib::ParamSpecUInt::builder("inference-size")
                     .nick("Inference size")
-                    .blurb("Long side, in pixels, of the image the network sees; the short side keeps the aspect ratio (multiple of 4). On the GPU both sides stay at least 384 (STYLIZE_GPU_MIN_SIDE), which rules out aspect ratios beyond about 10:1 there")
+                    .blurb("Long side, in pixels, of the image the network sees, rounded down to a multiple of 4 (with a warning); the short side keeps the aspect ratio (multiple of 4). On the GPU both sides stay at least 384 (STYLIZE_GPU_MIN_SIDE), which rules out aspect ratios beyond about 10:1 there")
                     .minimum(*defaults::INFERENCE_SIZE_RANGE.start())
                     .maximum(*defaults::INFERENCE_SIZE_RANGE.end())
                     .default_value(DEFAULT_INFERENCE_SIZE)

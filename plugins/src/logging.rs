@@ -1,0 +1,115 @@
+//! One logging path. The element logs to the GStreamer debug category `stylize`; the
+//! core logs with `tracing`. Inside a GStreamer program that has no `tracing`
+//! subscriber of its own (`gst-launch-1.0`, any app loading the plugin file), this
+//! forwards the core's events to the same category, so `GST_DEBUG=stylize:5` shows both.
+//! A program that set its own subscriber (the daemon: journald or stderr) keeps it.
+
+use std::fmt::{self, Write as _};
+use std::sync::LazyLock;
+
+use gst::glib;
+use gst::prelude::*;
+use tracing::field::{Field, Visit};
+use tracing::span;
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+
+/// The element's debug category, `stylize`.
+pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "stylize",
+        gst::DebugColorFlags::empty(),
+        Some("Neural style transfer"),
+    )
+});
+
+/// Sends the core's `tracing` events to [`CAT`], unless the process already has a
+/// global subscriber. Called when the plugin file is loaded.
+pub fn forward_core_logs() {
+    if !tracing::dispatcher::has_been_set() {
+        // Losing a race against another subscriber is fine: that one then gets the logs.
+        let _ = tracing::subscriber::set_global_default(ToGstreamer);
+    }
+}
+
+fn gst_level(level: &Level) -> gst::DebugLevel {
+    match *level {
+        Level::ERROR => gst::DebugLevel::Error,
+        Level::WARN => gst::DebugLevel::Warning,
+        Level::INFO => gst::DebugLevel::Info,
+        Level::DEBUG => gst::DebugLevel::Debug,
+        _ => gst::DebugLevel::Log,
+    }
+}
+
+/// A `tracing` subscriber that writes events as GStreamer debug messages. Spans are not
+/// kept: the core's log lines carry their context in their fields.
+struct ToGstreamer;
+
+impl Subscriber for ToGstreamer {
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if metadata.is_event() {
+            // The category's threshold can change while running (gst_debug_set_threshold).
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.is_event() && CAT.above_threshold(gst_level(metadata.level()))
+    }
+
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let metadata = event.metadata();
+        let mut line = Line::default();
+        event.record(&mut line);
+        let file = glib::GString::from(metadata.file().unwrap_or("stylize"));
+        CAT.log(
+            None::<&gst::Object>,
+            gst_level(metadata.level()),
+            file.as_gstr(),
+            metadata.module_path().unwrap_or_else(|| metadata.target()),
+            metadata.line().unwrap_or(0),
+            format_args!("{}", line.0),
+        );
+    }
+
+    fn enter(&self, _: &span::Id) {}
+
+    fn exit(&self, _: &span::Id) {}
+}
+
+/// The message, then the other fields as `name=value`.
+#[derive(Default)]
+struct Line(String);
+
+impl Visit for Line {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let fields = std::mem::take(&mut self.0);
+            let _ = write!(self.0, "{value:?}");
+            if !fields.is_empty() {
+                self.0.push_str(&fields);
+            }
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            let _ = write!(self.0, " {}={value}", field.name());
+        }
+    }
+}
