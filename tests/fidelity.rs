@@ -1,6 +1,7 @@
-//! The element's output against `reference.py stylize` with the same vector.
-//! At the inference size the two must agree to PSNR >= 45 dB; at other sizes only
-//! resampling may differ (PSNR >= 27 dB).
+//! The element's output against `reference.py stylize` with the same vector. The README
+//! promises the same pixels at any size, so both tests ask for PSNR >= 45 dB: at the
+//! inference size, and at other sizes, where a resampler other than Pillow's bilinear
+//! (about 30 dB off) would fail.
 
 mod common;
 
@@ -28,7 +29,7 @@ fn at_the_inference_size_the_output_matches_the_reference() {
 }
 
 #[test]
-fn at_other_sizes_only_resampling_differs() {
+fn at_other_sizes_the_resampling_matches_the_reference_too() {
     for (content, size, style, long) in [
         ("golden_gate.jpg", None, "monet", 384),
         ("dog_and_cats.jpg", None, "scream", 384),
@@ -44,6 +45,6 @@ fn at_other_sizes_only_resampling_differs() {
         )
         .0;
         println!("fidelity resampled {content} {size:?} {style} long side {long}: PSNR {p:.2} dB");
-        assert!(p >= 27.0, "{content}: PSNR {p}");
+        assert!(p >= 45.0, "{content}: PSNR {p}");
     }
 }

@@ -194,13 +194,14 @@ pub struct Engine {
     warning: Option<String>,
     /// The smallest inference side on the GPU.
     gpu_min_side: usize,
-    frame: Option<FramePath>,
+    frame: Option<FrameScratch>,
     square: Option<(usize, usize, Resizer)>,
     style_rgb: Vec<u8>,
 }
 
-/// The resizers and scratch images for one frame size.
-struct FramePath {
+/// The scratch buffers for one frame size: the resizers down to the inference size and
+/// back, and the small input and output images between them.
+struct FrameScratch {
     frame: (usize, usize),
     infer: (usize, usize),
     down: Resizer,
@@ -469,7 +470,7 @@ impl Engine {
         let infer = self.inference_size_for(width, height);
         self.transfer(infer.0, infer.1)?;
         if self.frame.as_ref().map(|f| (f.frame, f.infer)) != Some(((width, height), infer)) {
-            self.frame = Some(FramePath {
+            self.frame = Some(FrameScratch {
                 frame: (width, height),
                 infer,
                 down: Resizer::new((width, height), infer),
