@@ -304,6 +304,35 @@ fn a_recording_plays_and_lasts_as_long_as_it_ran() {
     );
 }
 
+/// A recording longer than `max_file_seconds` goes on in numbered files, each whole.
+#[test]
+fn a_long_recording_continues_in_numbered_files_that_each_play() {
+    let bus = Bus::start(None);
+    let config = format!("{CONFIG}\n[recording]\nmax_file_seconds = 1\n");
+    let d = Daemon::start(&bus, &config, &[]);
+    let p = d.proxy();
+    d.wait_frames(3);
+    let first = p.start_recording("long").unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    let last = p.stop_recording().unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(d.recordings())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    assert_eq!(files[0], "long-001.mkv");
+    assert_eq!(files[files.len() - 1], "long.mkv");
+    assert!(first.ends_with("/long.mkv"), "{first}");
+    assert!(last.ends_with(&files[files.len() - 2]), "{last} {files:?}");
+    for file in &files {
+        let (frames, duration, errors) = decode(&d.recordings().join(file));
+        println!("{file}: {frames} frames, {duration:.2} s");
+        assert!(errors.is_empty(), "{file}: {errors:?}");
+        assert!(frames > 0, "{file} is empty");
+    }
+}
+
 #[test]
 fn a_recording_survives_sigkill() {
     let bus = Bus::start(None);

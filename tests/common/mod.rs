@@ -20,7 +20,40 @@ pub fn shared() -> PathBuf {
 }
 
 pub fn model(role: &str) -> PathBuf {
+    require_setup();
     stylize::paths::default_model_dir().join(stylize::models::file_for(role).expect("known role"))
+}
+
+/// Fails every test that needs the set-up with one message that says how to do it,
+/// rather than with whatever breaks first without the runtime or the models.
+pub fn require_setup() {
+    static CHECKED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        let mut missing = Vec::new();
+        if let Err(e) = stylize::litert::Runtime::shared(None) {
+            missing.push(format!("the LiteRT runtime ({e})"));
+        }
+        let dir = stylize::paths::default_model_dir();
+        if let Ok(manifest) = stylize::models::manifest() {
+            for entry in &manifest.models {
+                if !dir.join(&entry.file).is_file() {
+                    missing.push(format!("the model {}", dir.join(&entry.file).display()));
+                }
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing.join("; "))
+        }
+    });
+    if let Err(missing) = checked {
+        panic!(
+            "the set-up has not run: run scripts/setup.sh once (it installs the packages, \
+             the LiteRT runtime and the models; scripts/test.sh runs it too), then cargo \
+             test. Missing: {missing}"
+        );
+    }
 }
 
 pub fn default_store() -> stylize::store::Store {
@@ -64,6 +97,7 @@ pub fn reference(args: &[&str]) -> String {
 
 pub fn init() {
     static ONCE: Once = Once::new();
+    require_setup();
     ONCE.call_once(|| {
         gst::init().expect("GStreamer initialises");
         gststylize::register_static().expect("stylize registers");

@@ -1,3 +1,15 @@
+//! The `stylize` element's implementation: properties, caps, events and the hand-over
+//! of frames to the worker pool.
+//!
+//! Its design is unusual for a `BaseTransform`. Frames are stylized by several engines
+//! at once ([`super::frame_work::FramePool`]), so `generate_output` never outputs: it
+//! takes the queued input buffer, fixes what the frame is painted with (style vector,
+//! fade, blend, deflicker), submits it and returns `NoOutput`. The pool's output thread
+//! pushes the finished frames on the src pad in input order. Therefore every serialized
+//! event (caps, segment, EOS) first drains the pool, a flush stops and empties it, and
+//! the latency the element reports is the longest time a frame spent inside it.
+//! `accelerator=auto` may race the GPU against the CPU at the first caps (`set_info`).
+
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
