@@ -304,6 +304,21 @@ fn a_recording_plays_and_lasts_as_long_as_it_ran() {
     );
 }
 
+/// The core's warnings reach the daemon's own log (stderr here, journald under
+/// systemd), not the GStreamer debug log.
+#[test]
+fn the_cores_warnings_reach_the_daemon_log() {
+    let bus = Bus::start(None);
+    let config = CONFIG.replace("inference_size = 128", "inference_size = 130");
+    let d = Daemon::start(&bus, &config, &[]);
+    d.wait_frames(2);
+    let log = d.log();
+    assert!(
+        log.contains("inference size 130 is not a multiple of 4: the network runs at 128"),
+        "{log}"
+    );
+}
+
 /// A recording longer than `max_file_seconds` goes on in numbered files, each whole.
 #[test]
 fn a_long_recording_continues_in_numbered_files_that_each_play() {

@@ -1,10 +1,13 @@
 //! One logging path. The element logs to the GStreamer debug category `stylize`; the
-//! core logs with `tracing`. Inside a GStreamer program that has no `tracing`
-//! subscriber of its own (`gst-launch-1.0`, any app loading the plugin file), this
-//! forwards the core's events to the same category, so `GST_DEBUG=stylize:5` shows both.
-//! A program that set its own subscriber (the daemon: journald or stderr) keeps it.
+//! core logs with `tracing`. When the plugin file is loaded into a program that has no
+//! global `tracing` subscriber (`gst-launch-1.0`, most apps), the element runs its calls
+//! into the core under a scoped subscriber ([`scoped`]) that forwards the core's events
+//! to the same category, so `GST_DEBUG=stylize:5` shows both. Scoped, not global: the
+//! program stays free to set its own subscriber later, and one that has set it (the
+//! daemon: journald or stderr) gets the core's logs instead.
 
 use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 
 use gst::glib;
@@ -23,12 +26,27 @@ pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// Sends the core's `tracing` events to [`CAT`], unless the process already has a
-/// global subscriber. Called when the plugin file is loaded.
+static FORWARD: AtomicBool = AtomicBool::new(false);
+static TO_GSTREAMER: LazyLock<tracing::Dispatch> =
+    LazyLock::new(|| tracing::Dispatch::new(ToGstreamer));
+
+/// From now on, [`scoped`] forwards the core's events to [`CAT`], unless the program
+/// already has a `tracing` subscriber. Called when the plugin file is loaded (not when a
+/// program registers the element statically: it has its own logging).
 pub fn forward_core_logs() {
+    // Checked once, here: after the first scoped call, `has_been_set` is true anyway.
     if !tracing::dispatcher::has_been_set() {
-        // Losing a race against another subscriber is fine: that one then gets the logs.
-        let _ = tracing::subscriber::set_global_default(ToGstreamer);
+        FORWARD.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs `f`, a call into the core, with its `tracing` events going to [`CAT`] when
+/// [`forward_core_logs`] turned forwarding on.
+pub fn scoped<R>(f: impl FnOnce() -> R) -> R {
+    if FORWARD.load(Ordering::Relaxed) {
+        tracing::dispatcher::with_default(&TO_GSTREAMER, f)
+    } else {
+        f()
     }
 }
 

@@ -66,6 +66,11 @@ async fn main() {
                 zbus::DBusError::name(error).as_str()
             ),
             None => match e.downcast_ref::<zbus::Error>() {
+                Some(zbus::Error::MethodError(name, message, _)) => eprintln!(
+                    "stylizectl: {} ({})",
+                    message.as_deref().unwrap_or("failed"),
+                    name.as_str()
+                ),
                 Some(zbus::Error::FDO(fdo)) => eprintln!("stylizectl: {fdo}"),
                 _ => eprintln!("stylizectl: {e:#}"),
             },

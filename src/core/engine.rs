@@ -177,6 +177,17 @@ pub fn gpu_min_side() -> usize {
         .unwrap_or(GPU_MIN_SIDE)
 }
 
+/// Warns, once per value and process (an element starts several engines), when the
+/// inference size is not a multiple of 4 and so runs smaller than asked.
+fn warn_rounded_inference_size(config: &EngineConfig) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static LAST_WARNED: AtomicUsize = AtomicUsize::new(0);
+    let (asked, runs) = (config.inference_size, config.long_side());
+    if asked != runs && LAST_WARNED.swap(asked, Ordering::Relaxed) != asked {
+        tracing::warn!("inference size {asked} is not a multiple of 4: the network runs at {runs}");
+    }
+}
+
 /// The transfer and prediction networks with the buffers and resizers around them.
 pub struct Engine {
     env: Arc<Environment>,
@@ -301,13 +312,7 @@ impl Engine {
         transfer_path: PathBuf,
         transfer_bytes: Arc<[u8]>,
     ) -> Engine {
-        if config.long_side() != config.inference_size {
-            tracing::warn!(
-                "inference size {} is not a multiple of 4: the network runs at {}",
-                config.inference_size,
-                config.long_side()
-            );
-        }
+        warn_rounded_inference_size(config);
         Engine {
             env,
             accelerator,

@@ -27,6 +27,8 @@ enum BuildError {
     Parse(#[from] gst::glib::Error),
     #[error("the pipeline has no {0}")]
     Missing(&'static str),
+    #[error("the pipeline description does not make a pipeline")]
+    NotAPipeline,
 }
 
 struct Live {
@@ -147,7 +149,7 @@ impl PipelineTask {
         tracing::debug!(%description, "building pipeline");
         let pipeline = gst::parse::launch(&description)?
             .downcast::<gst::Pipeline>()
-            .map_err(|_| BuildError::Missing("top-level pipeline"))?;
+            .map_err(|_| BuildError::NotAPipeline)?;
         let stylize = pipeline
             .by_name("stylize")
             .ok_or(BuildError::Missing("stylize element"))?;
@@ -469,25 +471,33 @@ impl PipelineTask {
         let Some(recording) = self.recording.as_mut() else {
             return;
         };
-        match tokio::task::block_in_place(|| recording.poll(FINISH_TIMEOUT)) {
-            Progress::Writing => {}
-            Progress::Continued(path) => {
-                tracing::info!(path = %path.display(), "recording continues in a new file");
-                self.show_recording(Some(&path));
-            }
-            Progress::Failed { path, error } => {
-                let path = path.display().to_string();
-                tracing::error!(%path, %error, "recording failed; the stream goes on");
-                if let Some(r) = self.recording.take() {
-                    r.abort();
+        let failed = match recording.poll() {
+            Progress::Writing => return,
+            Progress::Full => {
+                match tokio::task::block_in_place(|| recording.rotate(FINISH_TIMEOUT)) {
+                    Ok(path) => {
+                        tracing::info!(path = %path.display(), "recording continues in a new file");
+                        self.show_recording(Some(&path));
+                        return;
+                    }
+                    // The next file could not start: like a write error, the recording
+                    // ends and RecordingFailed says so.
+                    Err(error) => (recording.path().to_path_buf(), error),
                 }
-                self.show_recording(None);
-                let _ = self.events.send(Event::RecordingFailed {
-                    path,
-                    message: error.to_string(),
-                });
             }
+            Progress::Failed { path, error } => (path, error),
+        };
+        let (path, error) = failed;
+        let path = path.display().to_string();
+        tracing::error!(%path, %error, "recording failed; the stream goes on");
+        if let Some(r) = self.recording.take() {
+            r.abort();
         }
+        self.show_recording(None);
+        let _ = self.events.send(Event::RecordingFailed {
+            path,
+            message: error.to_string(),
+        });
     }
 
     fn stop_recording_after_fault(&mut self, fault: &str) {

@@ -247,8 +247,8 @@ pub fn segment_path(config: &RecordingConfig, name: &str, segment: u32) -> PathB
 /// What [`Recording::poll`] found.
 pub enum Progress {
     Writing,
-    /// The file reached `max_file_seconds` and the recording goes on in a new one.
-    Continued(PathBuf),
+    /// The file reached `max_file_seconds`: call [`Recording::rotate`].
+    Full,
     /// The recording stopped: a write error, or the next file could not start. What
     /// was written stays.
     Failed {
@@ -299,9 +299,9 @@ impl Recording {
         &self.path
     }
 
-    /// Checks for a write error and moves on to the next file when this one is full.
-    /// After `Failed` the recording is over: drop it.
-    pub fn poll(&mut self, finish_timeout: Duration) -> Progress {
+    /// Checks for a write error, and whether this file is full. After `Failed` the
+    /// recording is over: drop it.
+    pub fn poll(&self) -> Progress {
         let Some(file) = &self.file else {
             return Progress::Failed {
                 path: self.path.clone(),
@@ -316,8 +316,15 @@ impl Recording {
         }
         let limit = gst::ClockTime::from_seconds(self.config.max_file_seconds);
         if file.recorded() < limit {
-            return Progress::Writing;
+            Progress::Writing
+        } else {
+            Progress::Full
         }
+    }
+
+    /// Closes the full file and goes on in the next: the new file's path, or why the
+    /// recording is over (drop it then). Blocks up to `finish_timeout`.
+    pub fn rotate(&mut self, finish_timeout: Duration) -> Result<PathBuf, RecordingError> {
         // The full file is closed before the next opens: both would share the feed.
         if let Some(full) = self.file.take() {
             if let Err(e) = full.finish(finish_timeout) {
@@ -326,16 +333,16 @@ impl Recording {
         }
         self.segment += 1;
         self.path = segment_path(&self.config, &self.name, self.segment);
-        match Recorder::start(&self.config, self.framerate, &self.path, &self.feed) {
-            Ok(file) => {
-                self.file = Some(file);
-                Progress::Continued(self.path.clone())
+        // The folder may have been removed meanwhile.
+        std::fs::create_dir_all(&self.config.directory).map_err(|source| {
+            RecordingError::Folder {
+                path: self.config.directory.clone(),
+                source,
             }
-            Err(error) => Progress::Failed {
-                path: self.path.clone(),
-                error,
-            },
-        }
+        })?;
+        let file = Recorder::start(&self.config, self.framerate, &self.path, &self.feed)?;
+        self.file = Some(file);
+        Ok(self.path.clone())
     }
 
     /// Ends the current file cleanly; returns its path.

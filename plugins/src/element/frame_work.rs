@@ -169,6 +169,12 @@ impl Work for FrameWorker {
     type Error = FrameError;
 
     fn run(&mut self, seq: u64, planned: PlannedJob) -> Result<gst::Buffer, FrameError> {
+        crate::logging::scoped(|| self.stylize(seq, planned))
+    }
+}
+
+impl FrameWorker {
+    fn stylize(&mut self, seq: u64, planned: PlannedJob) -> Result<gst::Buffer, FrameError> {
         let PlannedJob { job, own_refresh } = planned;
         let mut guard = TurnGuard {
             shared: self.shared.clone(),

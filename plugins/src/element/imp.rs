@@ -436,70 +436,7 @@ impl BaseTransformImpl for Stylize {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let store_path = settings.store.clone().unwrap_or_else(paths::default_store);
-        let store = Store::load(&store_path)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
-        let style = store.get(&settings.style).ok_or_else(|| {
-            gst::error_msg!(
-                gst::LibraryError::Settings,
-                ["{}", unknown_style_message(&settings.style, &store)]
-            )
-        })?;
-        let style_id = style.id.clone();
-        let mut style_vector = [0f32; VECTOR_LEN];
-        style_vector.copy_from_slice(&style.vector);
-
-        let config = EngineConfig {
-            accelerator: settings.accelerator,
-            threads: settings.threads as usize,
-            inference_size: settings.inference_size as usize,
-            transfer_model: settings.model.clone(),
-            library: settings.litert_library.clone(),
-            gpu_cache_dir: settings.cache_dir.clone(),
-            ..Default::default()
-        };
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats::default();
-        let mut race = None;
-        let mut pool = None;
-        match settings.accelerator {
-            Accelerator::Auto => match auto::plan(&config).map_err(init_error)? {
-                auto::Plan::Race { device, cpu } => {
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "{device} to race against the CPU at the first caps"
-                    );
-                    race = Some((config, device, cpu));
-                }
-                auto::Plan::Decided(engine, choice) => {
-                    pool = Some(self.start_workers(engine, &config, &settings, &choice)?);
-                }
-            },
-            Accelerator::Cpu | Accelerator::Gpu => {
-                let engine = Engine::new(&config).map_err(init_error)?;
-                let choice = AutoChoice {
-                    accelerator: engine.accelerator(),
-                    reason: format!("{}: set by the accelerator property", engine.accelerator()),
-                };
-                pool = Some(self.start_workers(engine, &config, &settings, &choice)?);
-            }
-        }
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
-            store,
-            style_id,
-            style_vector,
-            fade: None,
-            last_pts: None,
-            info: None,
-            pool,
-            race,
-        });
-        Ok(())
+        crate::logging::scoped(|| self.start_engines())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
@@ -713,9 +650,13 @@ impl VideoFilterImpl for Stylize {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let started = auto::choose_between(&config, &device, frame, cpu)
-            .map_err(init_error)
-            .and_then(|(engine, choice)| self.start_workers(engine, &config, &settings, &choice));
+        let started = crate::logging::scoped(|| {
+            auto::choose_between(&config, &device, frame, cpu)
+                .map_err(init_error)
+                .and_then(|(engine, choice)| {
+                    self.start_workers(engine, &config, &settings, &choice)
+                })
+        });
         let pool = match started {
             Ok(pool) => pool,
             Err(message) => {
@@ -741,6 +682,74 @@ fn init_error(error: stylize::EngineError) -> gst::ErrorMessage {
 }
 
 impl Stylize {
+    /// Loads the store and starts the engines (or plans the race for `auto`).
+    fn start_engines(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let store_path = settings.store.clone().unwrap_or_else(paths::default_store);
+        let store = Store::load(&store_path)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+        let style = store.get(&settings.style).ok_or_else(|| {
+            gst::error_msg!(
+                gst::LibraryError::Settings,
+                ["{}", unknown_style_message(&settings.style, &store)]
+            )
+        })?;
+        let style_id = style.id.clone();
+        let mut style_vector = [0f32; VECTOR_LEN];
+        style_vector.copy_from_slice(&style.vector);
+
+        let config = EngineConfig {
+            accelerator: settings.accelerator,
+            threads: settings.threads as usize,
+            inference_size: settings.inference_size as usize,
+            transfer_model: settings.model.clone(),
+            library: settings.litert_library.clone(),
+            gpu_cache_dir: settings.cache_dir.clone(),
+            ..Default::default()
+        };
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats::default();
+        let mut race = None;
+        let mut pool = None;
+        match settings.accelerator {
+            Accelerator::Auto => match auto::plan(&config).map_err(init_error)? {
+                auto::Plan::Race { device, cpu } => {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "{device} to race against the CPU at the first caps"
+                    );
+                    race = Some((config, device, cpu));
+                }
+                auto::Plan::Decided(engine, choice) => {
+                    pool = Some(self.start_workers(engine, &config, &settings, &choice)?);
+                }
+            },
+            Accelerator::Cpu | Accelerator::Gpu => {
+                let engine = Engine::new(&config).map_err(init_error)?;
+                let choice = AutoChoice {
+                    accelerator: engine.accelerator(),
+                    reason: format!("{}: set by the accelerator property", engine.accelerator()),
+                };
+                pool = Some(self.start_workers(engine, &config, &settings, &choice)?);
+            }
+        }
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
+            store,
+            style_id,
+            style_vector,
+            fade: None,
+            last_pts: None,
+            info: None,
+            pool,
+            race,
+        });
+        Ok(())
+    }
+
     /// Starts the workers: `first` and as many more engines on the same hardware as
     /// `parallel-frames` asks, and records what runs where.
     fn start_workers(

@@ -187,16 +187,16 @@ impl Network {
             check("LiteRtCreateOptions", (api.create_options)(&mut options))?;
             let result = (|| {
                 let set = match accelerator {
-                    Accelerator::Cpu => ffi::HW_CPU,
+                    // `Auto` is decided before a network exists; like the engine, a
+                    // network given it runs on the CPU.
+                    Accelerator::Cpu | Accelerator::Auto => ffi::HW_CPU,
                     Accelerator::Gpu => ffi::HW_GPU,
-                    // LiteRT picks among both.
-                    Accelerator::Auto => ffi::HW_CPU | ffi::HW_GPU,
                 };
                 check(
                     "LiteRtSetOptionsHardwareAccelerators",
                     (api.set_options_hardware_accelerators)(options, set),
                 )?;
-                if accelerator == Accelerator::Cpu && threads > 0 {
+                if accelerator != Accelerator::Gpu && threads > 0 {
                     // The CPU accelerator reads its settings as TOML text under two
                     // identifiers: "xnnpack" sizes XNNPACK's thread pool, "cpu_delegate"
                     // the builtin kernels XNNPACK does not take, which otherwise stay on
