@@ -16,7 +16,9 @@ use std::str::FromStr;
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
 )]
-#[serde(rename_all = "lowercase")]
+// Through a string, so a config's bad value reads "expected a string" or names the three
+// choices, never serde's table form of an enum.
+#[serde(try_from = "String", into = "&'static str")]
 #[cfg_attr(feature = "glib", derive(glib::Enum))]
 #[cfg_attr(feature = "glib", enum_type(name = "GstStylizeAccelerator"))]
 #[repr(u32)]
@@ -68,6 +70,20 @@ impl fmt::Display for Accelerator {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown accelerator {0:?}: use auto, cpu or gpu")]
 pub struct UnknownAccelerator(pub String);
+
+impl TryFrom<String> for Accelerator {
+    type Error = UnknownAccelerator;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Accelerator> for &'static str {
+    fn from(a: Accelerator) -> Self {
+        a.name()
+    }
+}
 
 impl FromStr for Accelerator {
     type Err = UnknownAccelerator;

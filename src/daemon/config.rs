@@ -140,23 +140,31 @@ pub enum Input {
     Uri(String),
 }
 
-/// An empty `source.input` or `--source`.
+/// A `source.input` or `--source` that names no source.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("is empty: use test, v4l2:/dev/videoN, a file or a URI")]
-pub struct EmptyInput;
+pub enum BadInput {
+    #[error("is empty: use test, v4l2:/dev/videoN, a file or a URI")]
+    Empty,
+    #[error("names no device after v4l2: (for example v4l2:/dev/video0)")]
+    NoDevice,
+}
 
 impl FromStr for Input {
-    type Err = EmptyInput;
+    type Err = BadInput;
 
-    fn from_str(text: &str) -> Result<Input, EmptyInput> {
+    fn from_str(text: &str) -> Result<Input, BadInput> {
         let text = text.trim();
         if text.is_empty() {
-            return Err(EmptyInput);
+            return Err(BadInput::Empty);
         }
         if text == "test" {
             return Ok(Input::Test);
         }
         if let Some(dev) = text.strip_prefix("v4l2:") {
+            let dev = dev.trim();
+            if dev.is_empty() {
+                return Err(BadInput::NoDevice);
+            }
             return Ok(Input::V4l2(PathBuf::from(dev)));
         }
         if text.starts_with("/dev/video") {
@@ -178,9 +186,9 @@ impl FromStr for Input {
 }
 
 impl TryFrom<String> for Input {
-    type Error = EmptyInput;
+    type Error = BadInput;
 
-    fn try_from(text: String) -> Result<Input, EmptyInput> {
+    fn try_from(text: String) -> Result<Input, BadInput> {
         text.parse()
     }
 }
@@ -271,12 +279,32 @@ impl Config {
         if self.recording.encoder.trim().is_empty() {
             return Err(invalid("recording", "encoder", "is empty".into()));
         }
-        if self.recording.max_file_seconds == 0 {
-            return Err(invalid(
+        // The element's `threads` maximum; x264enc's `bitrate` range; a file of at most
+        // a week (GStreamer's clock time ends near 584 years, and a larger value crashed).
+        for (section, key, value, lo, hi) in [
+            ("stylize", "threads", self.stylize.threads as u64, 0, 256),
+            (
+                "recording",
+                "bitrate_kbps",
+                self.recording.bitrate_kbps as u64,
+                1,
+                2_048_000,
+            ),
+            (
                 "recording",
                 "max_file_seconds",
-                "must be at least 1".into(),
-            ));
+                self.recording.max_file_seconds,
+                1,
+                604_800,
+            ),
+        ] {
+            if !(lo..=hi).contains(&value) {
+                return Err(invalid(
+                    section,
+                    key,
+                    format!("is {value}, must be {lo}..={hi}"),
+                ));
+            }
         }
         if !self.recording.directory.is_absolute() {
             return Err(invalid(
@@ -429,6 +457,19 @@ mod tests {
             ("[stylize]\naccelerator = \"tpu\"\n", "stylize.accelerator"),
             ("[recording]\ncontainer = \"avi\"\n", "recording.container"),
             ("[source]\ninput = \" \"\n", "source.input"),
+            ("[source]\ninput = \"v4l2:\"\n", "source.input"),
+            ("[stylize]\naccelerator = 3\n", "stylize.accelerator"),
+            (
+                "[stylize]\naccelerator = { gpu = {} }\n",
+                "stylize.accelerator",
+            ),
+            ("[recording]\ncontainer = \"MP4\"\n", "recording.container"),
+            ("[stylize]\nthreads = 257\n", "stylize.threads"),
+            ("[recording]\nbitrate_kbps = 0\n", "recording.bitrate_kbps"),
+            (
+                "[recording]\nmax_file_seconds = 9223372036854775807\n",
+                "recording.max_file_seconds",
+            ),
         ] {
             let e = Config::parse(text, Path::new("c.toml"))
                 .unwrap_err()

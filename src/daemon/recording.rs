@@ -14,13 +14,30 @@ use crate::config::RecordingConfig;
 
 /// The file format of a recording, `[recording] container` in the config.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum Container {
     /// Matroska (`.mkv`): readable up to the last cluster after a crash.
     #[default]
     Matroska,
     /// Fragmented MP4 (`.mp4`): readable up to the last fragment after a crash.
     Mp4,
+}
+
+/// A `[recording] container` that is neither `matroska` nor `mp4`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown container {0:?}: use matroska or mp4")]
+pub struct UnknownContainer(pub String);
+
+impl TryFrom<String> for Container {
+    type Error = UnknownContainer;
+
+    fn try_from(name: String) -> Result<Self, UnknownContainer> {
+        match name.as_str() {
+            "matroska" => Ok(Container::Matroska),
+            "mp4" => Ok(Container::Mp4),
+            _ => Err(UnknownContainer(name)),
+        }
+    }
 }
 
 impl Container {
