@@ -21,6 +21,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The postinst fetches the models with curl: the package must pull it in.
+dpkg-deb -f "$deb" Depends | tr ',' '\n' | grep -qw curl \
+  || { echo "test-package: curl is missing from Depends (the postinst's fetch needs it)" >&2; exit 1; }
 say "installing $deb ($(du -h "$deb" | cut -f1))"
 dpkg-query -W stylize >/dev/null 2>&1 && apt-get purge -y -qq stylize >/dev/null
 mirror=${STYLIZE_MODEL_MIRROR:-}

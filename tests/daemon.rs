@@ -454,6 +454,15 @@ fn bad_inputs_get_named_errors() {
         .unwrap();
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["state"], "running");
+    // The global flags also work after the command, as users type them.
+    let out = our_binary(env!("CARGO_BIN_EXE_stylizectl"))
+        .args(["status", "--json", "--session"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "running");
 }
 
 #[test]

@@ -12,11 +12,11 @@ use stylized::dbus::StylizedProxy;
 #[derive(Parser)]
 #[command(version, about = "Control the stylized daemon")]
 struct Cli {
-    /// Use the session bus instead of the system bus.
-    #[arg(long)]
+    /// Use the session bus instead of the system bus (before or after the command).
+    #[arg(long, global = true)]
     session: bool,
-    /// Machine-readable output.
-    #[arg(long)]
+    /// Machine-readable output (before or after the command).
+    #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: Cmd,
