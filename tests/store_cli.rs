@@ -99,6 +99,37 @@ fn add_a_folder_takes_ids_from_file_names() {
     assert_eq!(Store::load(&store).unwrap().ids(), ["klimt", "udnie"]);
 }
 
+/// A folder is a batch: names become slug ids, and a broken image is reported and
+/// skipped while the others are added; the exit status says something was skipped.
+#[test]
+fn a_folder_batch_slugs_names_and_skips_a_broken_image() {
+    let images = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        shared().join("styles/udnie.jpg"),
+        images.path().join("Water Lilies.jpg"),
+    )
+    .unwrap();
+    std::fs::copy(
+        shared().join("styles/klimt.png"),
+        images.path().join("Der Kuss (1908).PNG"),
+    )
+    .unwrap();
+    let bytes = std::fs::read(shared().join("styles/udnie.jpg")).unwrap();
+    std::fs::write(images.path().join("broken.jpg"), &bytes[..bytes.len() / 3]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("styles.json");
+    let out = store_cli(&["add", "--store", path(&store), path(images.path())]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a skipped image is a failure: {stderr}"
+    );
+    assert!(stderr.contains("broken.jpg"), "{stderr}");
+    let saved = Store::load(&store).unwrap();
+    assert_eq!(saved.ids(), ["der_kuss_1908", "water_lilies"]);
+    assert_eq!(saved.get("water_lilies").unwrap().name, "Water Lilies");
+}
+
 #[test]
 fn a_broken_image_names_the_file_and_leaves_the_store_alone() {
     let dir = tempfile::tempdir().unwrap();

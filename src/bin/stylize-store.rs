@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use stylize::engine::{Engine, EngineConfig};
-use stylize::store::{valid_id, Store, Style};
+use stylize::store::{id_from_name, valid_id, Store, Style};
 use stylize::Accelerator;
 use stylize::{models, paths};
 
@@ -141,45 +141,70 @@ fn add(
     if images.len() == 1 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    // In a folder, a bad image is reported and skipped; the others are still added.
+    let batch = image.is_dir();
     let mut added = Vec::new();
+    let mut skipped = Vec::new();
     for path in &images {
-        let style_id = match &id {
-            Some(id) => id.clone(),
-            None => id_from_file_name(path)?,
-        };
-        if !valid_id(&style_id) {
-            bail!("style id {style_id:?} may only use letters, digits, '-', '_' and '.'");
+        let style = match &id {
+            Some(id) => Ok(id.clone()),
+            None => id_from_file_name(path),
         }
-        bar.set_message(style_id.clone());
-        let rgb = load_rgb(path)?;
-        let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-        let vector = engine
-            .style_vector(rgb.as_raw(), w * 3, w, h)
-            .with_context(|| format!("computing the style vector of {}", path.display()))?;
-        store.upsert(Style {
-            name: name.clone().unwrap_or_else(|| name_from_id(&style_id)),
-            id: style_id.clone(),
-            vector: vector.to_vec(),
-            source: path.file_name().map(|f| f.to_string_lossy().into_owned()),
-            source_sha256: models::sha256_file(path).ok(),
-            model_sha256: model_sha256.clone(),
-            thumbnail: None,
+        .and_then(|style_id| {
+            if !valid_id(&style_id) {
+                bail!("style id {style_id:?} may only use letters, digits, '-', '_' and '.'");
+            }
+            bar.set_message(style_id.clone());
+            let rgb = load_rgb(path)?;
+            let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+            let vector = engine
+                .style_vector(rgb.as_raw(), w * 3, w, h)
+                .with_context(|| format!("computing the style vector of {}", path.display()))?;
+            Ok(Style {
+                name: name.clone().unwrap_or_else(|| name_from_id(&style_id)),
+                id: style_id,
+                vector: vector.to_vec(),
+                source: path.file_name().map(|f| f.to_string_lossy().into_owned()),
+                source_sha256: models::sha256_file(path).ok(),
+                model_sha256: model_sha256.clone(),
+                thumbnail: None,
+            })
         });
-        added.push(style_id);
         bar.inc(1);
+        match style {
+            Ok(style) => {
+                added.push(style.id.clone());
+                store.upsert(style);
+            }
+            Err(e) if batch => {
+                bar.suspend(|| eprintln!("stylize-store: skipped {}: {e:#}", path.display()));
+                skipped.push(path.display().to_string());
+            }
+            Err(e) => return Err(e),
+        }
     }
     bar.finish_and_clear();
-    store.save(store_path)?;
-    println!(
-        "{} {} in {}",
-        if added.len() == 1 {
-            "added"
-        } else {
-            "added styles"
-        },
-        added.join(", "),
-        store_path.display()
-    );
+    if !added.is_empty() {
+        store.save(store_path)?;
+        println!(
+            "{} {} in {}",
+            if added.len() == 1 {
+                "added"
+            } else {
+                "added styles"
+            },
+            added.join(", "),
+            store_path.display()
+        );
+    }
+    if !skipped.is_empty() {
+        bail!(
+            "{} of {} images skipped (see above): {}",
+            skipped.len(),
+            images.len(),
+            skipped.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -211,11 +236,17 @@ fn has_image_extension(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// The style id of an image: its file name without the extension, as a slug.
 fn id_from_file_name(path: &Path) -> Result<String> {
     path.file_stem()
-        .and_then(|s| s.to_str())
-        .map(str::to_string)
-        .with_context(|| format!("{} has no usable file name", path.display()))
+        .map(|s| s.to_string_lossy())
+        .and_then(|s| id_from_name(&s))
+        .with_context(|| {
+            format!(
+                "{} gives no style id (no letters or digits in its name); pass --id",
+                path.display()
+            )
+        })
 }
 
 fn name_from_id(id: &str) -> String {

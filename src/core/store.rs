@@ -69,6 +69,23 @@ pub fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// A style id made from a name (an image's file name without its extension): lowercase
+/// ASCII letters and digits, `-` kept, every other run of characters one `_`. None when
+/// nothing is left ("Water Lilies (1906)" gives `water_lilies_1906`).
+pub fn id_from_name(name: &str) -> Option<String> {
+    let mut id = String::with_capacity(name.len());
+    for c in name.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' {
+            id.push(c);
+        } else if !id.ends_with('_') {
+            id.push('_');
+        }
+    }
+    let id = id.trim_matches('_');
+    (!id.is_empty()).then(|| id.to_string())
+}
+
 impl Store {
     pub fn load(path: &Path) -> Result<Store, StoreError> {
         let text = std::fs::read_to_string(path).map_err(|source| StoreError::Io {
@@ -222,6 +239,20 @@ mod tests {
             Err(StoreError::BadStyle { .. })
         ));
         assert!(!valid_id("../x"));
+        assert_eq!(
+            id_from_name("Water Lilies (1906)").as_deref(),
+            Some("water_lilies_1906")
+        );
+        assert_eq!(id_from_name("  Der Kuss ").as_deref(), Some("der_kuss"));
+        assert_eq!(
+            id_from_name("great-wave.v2").as_deref(),
+            Some("great-wave_v2")
+        );
+        assert_eq!(id_from_name("Café").as_deref(), Some("caf"));
+        assert_eq!(id_from_name("!!!"), None);
+        for name in ["a b", "Ünïcödé x", "x/../y", "tab\tname"] {
+            assert!(id_from_name(name).is_none_or(|id| valid_id(&id)), "{name}");
+        }
         assert!(valid_id("monet_2"));
     }
 }
