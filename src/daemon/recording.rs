@@ -1,4 +1,4 @@
-//! Recordings. A recording is its own pipeline (appsrc → encoder → muxer → file), fed
+//! Recordings. A recording is its own pipeline (appsrc → 4:2:0 → encoder → muxer → file), fed
 //! with the stylized frames, so a write error or a full disk stops the recording without
 //! touching the live stream. A long recording continues in numbered files
 //! (`NAME.mkv`, `NAME-001.mkv`, ...): the rotation is [`Recording`]'s job.
@@ -139,6 +139,21 @@ impl Recorder {
         appsrc.set_property_from_str("leaky-type", "downstream");
         let queue = make("queue")?;
         let convert = make("videoconvert")?;
+        // 4:2:0, whatever the frames are: left alone, videoconvert hands x264enc its
+        // first format, Y444, and the file becomes H.264 High 4:4:4, which phones,
+        // browsers and most hardware decoders refuse. The list lets any encoder pick.
+        let chroma_420 = make("capsfilter")?;
+        chroma_420.set_property(
+            "caps",
+            gst_video::VideoCapsBuilder::new()
+                .format_list([
+                    gst_video::VideoFormat::I420,
+                    gst_video::VideoFormat::Nv12,
+                    gst_video::VideoFormat::Yv12,
+                    gst_video::VideoFormat::Nv21,
+                ])
+                .build(),
+        );
         let encoder = make(&config.encoder)?;
         if config.encoder == "x264enc" {
             encoder.set_property_from_str("tune", "zerolatency");
@@ -168,6 +183,7 @@ impl Recorder {
             appsrc.upcast_ref::<gst::Element>(),
             &queue,
             &convert,
+            &chroma_420,
             &encoder,
             &parse,
             &mux,
