@@ -319,6 +319,32 @@ fn the_cores_warnings_reach_the_daemon_log() {
     );
 }
 
+/// A stop right after the start either saves a file that holds a frame, or says that
+/// nothing was recorded and leaves no file.
+#[test]
+fn a_stop_right_after_the_start_never_saves_an_empty_file() {
+    let bus = Bus::start(None);
+    let d = Daemon::start(&bus, CONFIG, &[]);
+    let p = d.proxy();
+    d.wait_frames(3);
+    for i in 0..3 {
+        let name = format!("quick{i}");
+        let path = p.start_recording(&name).unwrap();
+        match p.stop_recording() {
+            Ok(saved) => {
+                assert_eq!(saved, path);
+                let (frames, _, errors) = decode(Path::new(&saved));
+                assert!(errors.is_empty(), "{errors:?}");
+                assert!(frames >= 1, "{saved} was saved with no frame");
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("nothing was recorded"), "{e}");
+                assert!(!Path::new(&path).exists(), "an empty {path} was left");
+            }
+        }
+    }
+}
+
 /// A recording longer than `max_file_seconds` goes on in numbered files, each whole.
 #[test]
 fn a_long_recording_continues_in_numbered_files_that_each_play() {

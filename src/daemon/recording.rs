@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use serde::Deserialize;
@@ -68,7 +68,15 @@ pub enum RecordingError {
     Write(String),
     #[error("the file was not finalized within {0:?}")]
     NotFinalized(Duration),
+    #[error(
+        "nothing was recorded: no frame arrived within {0:?} of the start, so no file was kept"
+    )]
+    Empty(Duration),
 }
+
+/// How long stopping a recording that has no frame yet waits for one: a frame at the
+/// slowest framerate the config allows (1/s).
+pub const FIRST_FRAME_WAIT: Duration = Duration::from_secs(1);
 
 /// The part the streaming thread uses to hand frames over.
 pub struct Feed {
@@ -239,8 +247,28 @@ impl Recorder {
         self.feed.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
-    /// Ends the file cleanly: end of stream through the muxer, then closed.
+    fn has_frames(&self) -> bool {
+        self.feed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|f| f.last.is_some())
+    }
+
+    /// Ends the file cleanly: end of stream through the muxer, then closed. A stop right
+    /// after the start waits up to [`FIRST_FRAME_WAIT`] for a first frame; without one,
+    /// the empty file is removed and the answer says nothing was recorded.
     pub fn finish(self, timeout: Duration) -> Result<PathBuf, RecordingError> {
+        let deadline = Instant::now() + FIRST_FRAME_WAIT;
+        while !self.has_frames() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !self.has_frames() {
+            self.unplug();
+            let _ = self.pipeline.set_state(gst::State::Null);
+            let _ = std::fs::remove_file(&self.path);
+            return Err(RecordingError::Empty(FIRST_FRAME_WAIT));
+        }
         self.unplug();
         let _ = self.appsrc.end_of_stream();
         let outcome = match self.pipeline.bus().and_then(|bus| {
