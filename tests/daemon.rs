@@ -345,6 +345,30 @@ fn a_stop_right_after_the_start_never_saves_an_empty_file() {
     }
 }
 
+/// A new recording never touches an older one of the same name, split files included.
+#[test]
+fn a_name_whose_split_files_exist_is_taken_and_nothing_old_is_touched() {
+    let bus = Bus::start(None);
+    let d = Daemon::start(&bus, CONFIG, &[]);
+    let p = d.proxy();
+    d.wait_frames(2);
+    std::fs::create_dir_all(d.recordings()).unwrap();
+    let old = d.recordings().join("garden-001.mkv");
+    std::fs::write(&old, b"an older recording").unwrap();
+    let e = p.start_recording("garden").unwrap_err();
+    assert_eq!(
+        dbus_error_name(&e),
+        "io.github.stylize.Stylized1.Error.NameTaken"
+    );
+    assert!(e.to_string().contains("garden-001.mkv"), "{e}");
+    assert_eq!(std::fs::read(&old).unwrap(), b"an older recording");
+    assert!(!d.recordings().join("garden.mkv").exists());
+    // Names that only share a prefix are free.
+    let path = p.start_recording("garden-2").unwrap();
+    p.stop_recording().unwrap();
+    assert!(path.ends_with("garden-2.mkv"), "{path}");
+}
+
 /// A recording longer than `max_file_seconds` goes on in numbered files, each whole.
 #[test]
 fn a_long_recording_continues_in_numbered_files_that_each_play() {

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::config::{Config, Input};
 use crate::control::{check_name, Command, ControlError, Event, RunState, Status};
 use crate::health::Health;
-use crate::recording::{segment_path, FeedSlot, Progress, Recording};
+use crate::recording::{existing_file_of, segment_path, FeedSlot, Progress, Recording};
 use crate::snapshot;
 use stylize::store::Store;
 
@@ -425,10 +425,10 @@ impl PipelineTask {
         if self.live.is_none() {
             return Err(ControlError::not_running(&self.status.borrow().fault));
         }
-        let path = segment_path(&self.config.recording, &name, 0);
-        if path.exists() {
-            return Err(ControlError::name_taken(&path));
+        if let Some(existing) = existing_file_of(&self.config.recording, &name) {
+            return Err(ControlError::name_taken(&existing));
         }
+        let path = segment_path(&self.config.recording, &name, 0);
         let recording = Recording::start(
             &self.config.recording,
             self.config.source.framerate,

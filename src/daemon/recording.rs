@@ -305,6 +305,28 @@ pub fn segment_path(config: &RecordingConfig, name: &str, segment: u32) -> PathB
     config.directory.join(file)
 }
 
+/// A file of recording `name`'s set that already exists (`NAME.EXT` or `NAME-NNN.EXT`),
+/// if any: a new recording of that name would overwrite it at some split.
+pub fn existing_file_of(config: &RecordingConfig, name: &str) -> Option<PathBuf> {
+    let first = segment_path(config, name, 0);
+    if first.exists() {
+        return Some(first);
+    }
+    let ext = format!(".{}", config.container.extension());
+    let prefix = format!("{name}-");
+    std::fs::read_dir(&config.directory)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|path| {
+            path.file_name()
+                .and_then(|f| f.to_str())
+                .and_then(|f| f.strip_prefix(&prefix))
+                .and_then(|rest| rest.strip_suffix(&ext))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
 /// What [`Recording::poll`] found.
 pub enum Progress {
     Writing,
@@ -392,8 +414,14 @@ impl Recording {
                 tracing::error!(error = %e, "closing a full file of the recording failed");
             }
         }
-        self.segment += 1;
-        self.path = segment_path(&self.config, &self.name, self.segment);
+        // Never over a file that appeared meanwhile: the next free number.
+        loop {
+            self.segment += 1;
+            self.path = segment_path(&self.config, &self.name, self.segment);
+            if !self.path.exists() {
+                break;
+            }
+        }
         // The folder may have been removed meanwhile.
         std::fs::create_dir_all(&self.config.directory).map_err(|source| {
             RecordingError::Folder {
