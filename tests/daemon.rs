@@ -416,6 +416,36 @@ fn a_recording_survives_sigkill() {
     );
 }
 
+/// A crash (SIGKILL) loses at most the last half second of a recording, in either
+/// container, at a camera's size and rate: bounded encoder delay, short fragments or
+/// clusters, and no buffering in the file sink.
+#[test]
+fn sigkill_loses_at_most_half_a_second_in_either_container() {
+    for container in ["matroska", "mp4"] {
+        let bus = Bus::start(None);
+        let config = CONFIG
+            .replace("width = 160", "width = 640")
+            .replace("height = 120", "height = 480")
+            .replace("framerate = 15", "framerate = 30")
+            + &format!("\n[recording]\ncontainer = \"{container}\"\n");
+        let mut d = Daemon::start(&bus, &config, &[]);
+        d.wait_frames(10);
+        let path = d.proxy().start_recording("crash").unwrap();
+        let started = Instant::now();
+        std::thread::sleep(Duration::from_millis(8500));
+        let wall = started.elapsed().as_secs_f64();
+        let (status, _) = d.signal("KILL");
+        assert!(!status.success());
+        let (frames, duration, _errors) = decode(Path::new(&path));
+        let lost = wall - duration;
+        println!(
+            "SIGKILL {container}: {frames} frames, {duration:.2} s playable of {wall:.2} s: \
+             {lost:.2} s lost"
+        );
+        assert!(lost <= 0.5, "{container}: {lost:.2} s lost");
+    }
+}
+
 #[test]
 fn sigterm_finishes_the_recording_and_exits_zero_within_5_s() {
     let bus = Bus::start(None);

@@ -74,6 +74,10 @@ pub enum RecordingError {
     Empty(Duration),
 }
 
+/// The most of a recording a crash (SIGKILL, power loss after the page cache) may cost,
+/// in milliseconds.
+pub const MAX_LOSS_MS: u32 = 500;
+
 /// How long stopping a recording that has no frame yet waits for one: a frame at the
 /// slowest framerate the config allows (1/s).
 pub const FIRST_FRAME_WAIT: Duration = Duration::from_secs(1);
@@ -167,8 +171,8 @@ impl Recorder {
             encoder.set_property_from_str("tune", "zerolatency");
             encoder.set_property_from_str("speed-preset", "ultrafast");
             encoder.set_property("bitrate", config.bitrate_kbps);
-            // A keyframe a second bounds what a crash can lose to the last fragment.
-            encoder.set_property("key-int-max", framerate.max(1));
+            // A keyframe every half second, so every fragment decodes on its own soon.
+            encoder.set_property("key-int-max", (framerate / 2).max(1));
         } else if encoder.has_property("bitrate") {
             tracing::info!(
                 encoder = config.encoder,
@@ -176,16 +180,27 @@ impl Recorder {
             );
         }
         let parse = make("h264parse")?;
+        // A crash keeps everything older than about half a second: fragments and
+        // clusters of a quarter second, each written out at once (below).
         let mux = match config.container {
             Container::Mp4 => {
                 let mux = make("mp4mux")?;
-                mux.set_property("fragment-duration", 1000u32);
+                mux.set_property("fragment-duration", MAX_LOSS_MS / 2);
                 mux
             }
-            Container::Matroska => make("matroskamux")?,
+            Container::Matroska => {
+                let mux = make("matroskamux")?;
+                let quarter =
+                    gst::ClockTime::from_mseconds(MAX_LOSS_MS as u64 / 2).nseconds() as i64;
+                mux.set_property("min-cluster-duration", quarter);
+                mux.set_property("max-cluster-duration", quarter);
+                mux
+            }
         };
         let sink = make("filesink")?;
         sink.set_property("location", path.to_string_lossy().to_string());
+        // No user-space buffer: filesink would otherwise keep up to 64 KiB back.
+        sink.set_property_from_str("buffer-mode", "unbuffered");
         sink.set_property("async", false);
         let elements = [
             appsrc.upcast_ref::<gst::Element>(),
