@@ -382,3 +382,42 @@ fn gst_launch_shows_engine_warnings_in_the_gstreamer_log() {
     );
     assert!(!run(Some("stylize:1")).contains(warning));
 }
+
+/// An element error's headline (what gst-launch prints after "ERROR: from element")
+/// states the cause, not only GStreamer's generic text for its domain.
+#[test]
+fn error_headlines_state_the_cause() {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    for (properties, cause) in [
+        ("style=no_such_style", "unknown style \"no_such_style\""),
+        ("store=/nonexistent/styles.json", "/nonexistent/styles.json"),
+        (
+            "accelerator=cpu model=/nonexistent/m.tflite",
+            "/nonexistent/m.tflite",
+        ),
+        (
+            "accelerator=cpu litert-library=/nonexistent/libLiteRt.so",
+            "/nonexistent/libLiteRt.so",
+        ),
+    ] {
+        let out = Command::new("gst-launch-1.0")
+            .env("GST_PLUGIN_PATH", profile_dir)
+            .args(
+                format!("videotestsrc num-buffers=1 ! stylize {properties} ! fakesink").split(' '),
+            )
+            .output()
+            .expect("gst-launch-1.0 runs");
+        assert!(!out.status.success(), "{properties}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let headline = text
+            .lines()
+            .find(|l| l.starts_with("ERROR: from element"))
+            .unwrap_or_else(|| panic!("{properties}: no error line in\n{text}"));
+        assert!(headline.contains(cause), "{properties}: {headline}");
+    }
+}

@@ -182,7 +182,7 @@ fn frame_duration(buffer: &gst::Buffer, info: &gst_video::VideoInfo) -> Duration
 
 fn unknown_style_message(id: &str, store: &Store) -> String {
     format!(
-        "unknown style {id:?}; known styles: {}",
+        "unknown style {id:?}; known styles: {}. Set style to one of them",
         store.ids().join(", ")
     )
 }
@@ -510,7 +510,7 @@ impl BaseTransformImpl for Stylize {
                     Err(e) => gst::element_imp_warning!(
                         self,
                         gst::ResourceError::OpenRead,
-                        ["keeping the previous style store: {}", e]
+                        ("keeping the previous style store: {}", e)
                     ),
                 }
             }
@@ -535,7 +535,7 @@ impl BaseTransformImpl for Stylize {
                 gst::element_imp_error!(
                     self,
                     gst::LibraryError::Settings,
-                    ["{}", unknown_style_message(&style, &state.store)]
+                    ("{}", unknown_style_message(&style, &state.store))
                 );
                 return Err(gst::FlowError::Error);
             };
@@ -690,12 +690,20 @@ impl Stylize {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let store_path = settings.store.clone().unwrap_or_else(paths::default_store);
-        let store = Store::load(&store_path)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+        let store = Store::load(&store_path).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                (
+                    "{}; set the store property or STYLIZE_STORE to a style store \
+                         (stylize-store builds one)",
+                    e
+                )
+            )
+        })?;
         let style = store.get(&settings.style).ok_or_else(|| {
             gst::error_msg!(
                 gst::LibraryError::Settings,
-                ["{}", unknown_style_message(&settings.style, &store)]
+                ("{}", unknown_style_message(&settings.style, &store))
             )
         })?;
         let style_id = style.id.clone();
