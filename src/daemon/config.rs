@@ -67,7 +67,7 @@ pub struct RecordingConfig {
     pub directory: PathBuf,
     /// A GStreamer H.264 encoder element: `x264enc`, `v4l2h264enc`, ...
     pub encoder: String,
-    /// `matroska` or `mp4` (fragmented); both survive a crash up to the last fragment.
+    /// `matroska` or `mp4` (fragmented); a crash loses at most the last half second.
     pub container: Container,
     pub bitrate_kbps: u32,
     /// Longest file, in seconds; a longer recording continues in a new file.
