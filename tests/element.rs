@@ -386,7 +386,7 @@ fn gst_launch_shows_engine_warnings_in_the_gstreamer_log() {
 /// An element error's headline (what gst-launch prints after "ERROR: from element")
 /// states the cause, not only GStreamer's generic text for its domain.
 #[test]
-fn error_headlines_state_the_cause() {
+fn gst_launch_error_headlines_state_the_cause() {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
     for (properties, cause) in [
