@@ -53,27 +53,27 @@ enum RecordCmd {
 async fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(&cli).await {
-        match e.downcast_ref::<ControlError>() {
-            Some(ControlError::ZBus(zbus::Error::MethodError(name, message, _))) => eprintln!(
+        // A named error says its message and name; a bus failure is shown as zbus has it.
+        let bus_error = match e.downcast_ref::<ControlError>() {
+            Some(ControlError::ZBus(bus)) => Some(bus),
+            Some(named) => {
+                eprintln!(
+                    "stylizectl: {named} ({})",
+                    zbus::DBusError::name(named).as_str()
+                );
+                std::process::exit(1);
+            }
+            None => e.downcast_ref::<zbus::Error>(),
+        };
+        match bus_error {
+            Some(zbus::Error::MethodError(name, message, _)) => eprintln!(
                 "stylizectl: {} ({})",
                 message.as_deref().unwrap_or("failed"),
                 name.as_str()
             ),
-            Some(ControlError::ZBus(zbus::Error::FDO(fdo))) => eprintln!("stylizectl: {fdo}"),
-            Some(error @ ControlError::ZBus(_)) => eprintln!("stylizectl: {error}"),
-            Some(error) => eprintln!(
-                "stylizectl: {error} ({})",
-                zbus::DBusError::name(error).as_str()
-            ),
-            None => match e.downcast_ref::<zbus::Error>() {
-                Some(zbus::Error::MethodError(name, message, _)) => eprintln!(
-                    "stylizectl: {} ({})",
-                    message.as_deref().unwrap_or("failed"),
-                    name.as_str()
-                ),
-                Some(zbus::Error::FDO(fdo)) => eprintln!("stylizectl: {fdo}"),
-                _ => eprintln!("stylizectl: {e:#}"),
-            },
+            Some(zbus::Error::FDO(fdo)) => eprintln!("stylizectl: {fdo}"),
+            Some(bus) => eprintln!("stylizectl: {bus}"),
+            None => eprintln!("stylizectl: {e:#}"),
         }
         std::process::exit(1);
     }

@@ -218,71 +218,29 @@ impl Config {
             field: format!("{section}.{key}"),
             problem,
         };
-        for (key, value, lo, hi) in [
-            ("width", self.source.width, 16, 4096),
-            ("height", self.source.height, 16, 4096),
-            ("framerate", self.source.framerate, 1, 240),
-        ] {
-            if !(lo..=hi).contains(&value) {
-                return Err(invalid(
-                    "source",
-                    key,
-                    format!("is {value}, must be {lo}..={hi}"),
-                ));
-            }
-        }
-        if !(0.0..=1.0).contains(&self.stylize.blend) {
-            return Err(invalid(
-                "stylize",
-                "blend",
-                format!("is {}, must be between 0 and 1", self.stylize.blend),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.stylize.deflicker) {
-            return Err(invalid(
-                "stylize",
-                "deflicker",
-                format!("is {}, must be between 0 and 1", self.stylize.deflicker),
-            ));
-        }
-        if self.stylize.transition_ms > defaults::MAX_TRANSITION_MS {
-            return Err(invalid(
-                "stylize",
-                "transition_ms",
-                format!(
-                    "is {}, must be at most {} (a minute)",
-                    self.stylize.transition_ms,
-                    defaults::MAX_TRANSITION_MS
-                ),
-            ));
-        }
         let sizes = defaults::INFERENCE_SIZE_RANGE;
-        if !sizes.contains(&self.stylize.inference_size) {
-            return Err(invalid(
+        // Every integer with a range, in one table. The element's `threads` maximum;
+        // x264enc's `bitrate` range; a file of at most a week (GStreamer's clock time
+        // ends near 584 years, and a larger value crashed).
+        for (section, key, value, lo, hi) in [
+            ("source", "width", self.source.width as u64, 16, 4096),
+            ("source", "height", self.source.height as u64, 16, 4096),
+            ("source", "framerate", self.source.framerate as u64, 1, 240),
+            ("stylize", "threads", self.stylize.threads as u64, 0, 256),
+            (
                 "stylize",
                 "inference_size",
-                format!(
-                    "is {}, must be {}..={}",
-                    self.stylize.inference_size,
-                    sizes.start(),
-                    sizes.end()
-                ),
-            ));
-        }
-        if !stylize::store::valid_id(&self.stylize.style) {
-            return Err(invalid(
+                self.stylize.inference_size as u64,
+                *sizes.start() as u64,
+                *sizes.end() as u64,
+            ),
+            (
                 "stylize",
-                "style",
-                "is not a valid style id".into(),
-            ));
-        }
-        if self.recording.encoder.trim().is_empty() {
-            return Err(invalid("recording", "encoder", "is empty".into()));
-        }
-        // The element's `threads` maximum; x264enc's `bitrate` range; a file of at most
-        // a week (GStreamer's clock time ends near 584 years, and a larger value crashed).
-        for (section, key, value, lo, hi) in [
-            ("stylize", "threads", self.stylize.threads as u64, 0, 256),
+                "transition_ms",
+                self.stylize.transition_ms as u64,
+                0,
+                defaults::MAX_TRANSITION_MS as u64,
+            ),
             (
                 "recording",
                 "bitrate_kbps",
@@ -305,6 +263,28 @@ impl Config {
                     format!("is {value}, must be {lo}..={hi}"),
                 ));
             }
+        }
+        for (key, value) in [
+            ("blend", self.stylize.blend),
+            ("deflicker", self.stylize.deflicker),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(invalid(
+                    "stylize",
+                    key,
+                    format!("is {value}, must be between 0 and 1"),
+                ));
+            }
+        }
+        if !stylize::store::valid_id(&self.stylize.style) {
+            return Err(invalid(
+                "stylize",
+                "style",
+                "is not a valid style id".into(),
+            ));
+        }
+        if self.recording.encoder.trim().is_empty() {
+            return Err(invalid("recording", "encoder", "is empty".into()));
         }
         if !self.recording.directory.is_absolute() {
             return Err(invalid(

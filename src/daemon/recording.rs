@@ -237,14 +237,18 @@ impl Recorder {
         &self.path
     }
 
-    /// Media time written so far.
-    pub fn recorded(&self) -> gst::ClockTime {
+    /// The timestamp of the last frame handed to the file, if any.
+    fn last_frame(&self) -> Option<gst::ClockTime> {
         self.feed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .and_then(|f| f.last)
-            .unwrap_or(gst::ClockTime::ZERO)
+    }
+
+    /// Media time written so far.
+    pub fn recorded(&self) -> gst::ClockTime {
+        self.last_frame().unwrap_or(gst::ClockTime::ZERO)
     }
 
     /// The first error the recording reported, if any.
@@ -262,23 +266,15 @@ impl Recorder {
         self.feed.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
-    fn has_frames(&self) -> bool {
-        self.feed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|f| f.last.is_some())
-    }
-
     /// Ends the file cleanly: end of stream through the muxer, then closed. A stop right
     /// after the start waits up to [`FIRST_FRAME_WAIT`] for a first frame; without one,
     /// the empty file is removed and the answer says nothing was recorded.
     pub fn finish(self, timeout: Duration) -> Result<PathBuf, RecordingError> {
         let deadline = Instant::now() + FIRST_FRAME_WAIT;
-        while !self.has_frames() && Instant::now() < deadline {
+        while self.last_frame().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        if !self.has_frames() {
+        if self.last_frame().is_none() {
             self.unplug();
             let _ = self.pipeline.set_state(gst::State::Null);
             let _ = std::fs::remove_file(&self.path);
