@@ -247,19 +247,15 @@ fn pipeline(
         .skip(1)
         .map(|(a, b)| b.duration_since(*a).as_secs_f64() * 1e3)
         .collect();
-    let engine_size = {
-        let (w, h) = stylize::resample::inference_size(width, height, inference);
-        if accelerator == "gpu" {
-            stylize::engine::gpu_inference_size(
-                width,
-                height,
-                inference,
-                stylize::engine::gpu_min_side(),
-            )
-            .unwrap_or((w, h))
-        } else {
-            (w, h)
-        }
+    let engine_size = if accelerator == "gpu" {
+        stylize::engine::gpu_inference_size(
+            width,
+            height,
+            inference,
+            stylize::engine::gpu_min_side(),
+        )
+    } else {
+        stylize::resample::inference_size(width, height, inference)
     };
     let processing_ms = median(processing.lock().unwrap().iter().skip(2).copied().collect());
     Some(PipelineResult {

@@ -114,9 +114,7 @@ pub fn choose_between(
     mut cpu: Engine,
 ) -> Result<(Engine, AutoChoice), EngineError> {
     let (w, h) = frame;
-    if crate::engine::gpu_inference_size(w, h, config.long_side(), crate::engine::gpu_min_side())
-        .is_none()
-    {
+    if crate::engine::gpu_squeezes(w, h, config.long_side(), crate::engine::gpu_min_side()) {
         return Ok((
             cpu,
             AutoChoice {

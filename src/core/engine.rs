@@ -52,6 +52,23 @@ pub enum EngineError {
     NoVulkanDevice(String),
     #[error("frame of {width}x{height} is outside the supported sizes")]
     BadFrame { width: usize, height: usize },
+    /// The network cannot be rewritten for this inference size (width, height).
+    #[error("the network cannot run at {}x{}: {source}", .infer.0, .infer.1)]
+    InferenceSize {
+        infer: (usize, usize),
+        source: ModelError,
+    },
+    #[error(
+        "a {width}x{height} frame cannot be stylized: the network cannot run at its \
+         inference size {}x{} ({source}); change the frame's size or inference-size",
+        .infer.0, .infer.1
+    )]
+    FrameSize {
+        width: usize,
+        height: usize,
+        infer: (usize, usize),
+        source: ModelError,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -365,7 +382,6 @@ impl Engine {
             Accelerator::Cpu | Accelerator::Auto => inference_size(width, height, self.long_side),
             Accelerator::Gpu => {
                 gpu_inference_size(width, height, self.long_side, self.gpu_min_side)
-                    .unwrap_or_else(|| inference_size(width, height, self.long_side))
             }
         }
     }
@@ -410,8 +426,8 @@ impl Engine {
                     Err(error) => {
                         tracing::debug!(%error, "no static shapes for the GPU; resizing the input");
                         let patched = tflite::transfer_for_size(&self.transfer_bytes, height, width)
-                            .map_err(|source| EngineError::BadModel {
-                                path: self.transfer_path.clone(),
+                            .map_err(|source| EngineError::InferenceSize {
+                                infer: (width, height),
                                 source,
                             })?;
                         let dims = [1, height as i32, width as i32, 3];
@@ -458,8 +474,8 @@ impl Engine {
                 tracing::debug!(%error, "no CPU graph rewrite; the model runs as it is");
                 Ok(self.transfer_bytes.clone())
             }
-            Err(source) => Err(EngineError::BadModel {
-                path: self.transfer_path.clone(),
+            Err(source) => Err(EngineError::InferenceSize {
+                infer: (width, height),
                 source,
             }),
         }
@@ -467,13 +483,19 @@ impl Engine {
 
     /// Prepares resizers and the compiled network for frames of `width`x`height`.
     pub fn prepare(&mut self, width: usize, height: usize) -> Result<(usize, usize), EngineError> {
-        let gpu_unsafe = self.accelerator == Accelerator::Gpu
-            && gpu_inference_size(width, height, self.long_side, self.gpu_min_side).is_none();
-        if width == 0 || height == 0 || gpu_unsafe {
+        if width == 0 || height == 0 {
             return Err(EngineError::BadFrame { width, height });
         }
         let infer = self.inference_size_for(width, height);
-        self.transfer(infer.0, infer.1)?;
+        self.transfer(infer.0, infer.1).map_err(|e| match e {
+            EngineError::InferenceSize { source, .. } => EngineError::FrameSize {
+                width,
+                height,
+                infer,
+                source,
+            },
+            other => other,
+        })?;
         if self.frame.as_ref().map(|f| (f.frame, f.infer)) != Some(((width, height), infer)) {
             self.frame = Some(FrameScratch {
                 frame: (width, height),
@@ -648,26 +670,42 @@ pub(crate) fn gpu_block_reason(rt: &Runtime) -> Option<String> {
 
 /// The inference size on the GPU: as on the CPU, but with both sides at least
 /// `min_side` ([`GPU_MIN_SIDE`]: the WebGPU accelerator crashed below it), scaling the
-/// long side up with the short one so the aspect ratio stays. None when that would need
-/// a long side over [`GPU_MAX_SIDE`] (aspect ratios beyond about 10:1).
+/// long side up with the short one so the aspect ratio stays, up to [`GPU_MAX_SIDE`].
+/// Frames wider than that (aspect ratios beyond about 10:1) are squeezed to
+/// `GPU_MAX_SIDE` x `min_side`; the painting is scaled back to the frame's shape.
 pub fn gpu_inference_size(
     width: usize,
     height: usize,
     long_side: usize,
     min_side: usize,
-) -> Option<(usize, usize)> {
+) -> (usize, usize) {
     let (w, h) = inference_size(width, height, long_side);
     if w.min(h) >= min_side {
-        return Some((w, h));
+        return (w, h);
     }
+    let long = gpu_long_side(width, height, min_side).clamp(min_side, GPU_MAX_SIDE.max(min_side));
+    let (w, h) = inference_size(width, height, long);
+    let (w, h) = (w.max(min_side), h.max(min_side));
+    (w.div_ceil(4) * 4, h.div_ceil(4) * 4)
+}
+
+/// True when the GPU cannot keep a `width`x`height` frame's aspect ratio (see
+/// [`gpu_inference_size`]): `auto` does not race the GPU for such frames, since it would
+/// run a much larger, squeezed image there.
+pub fn gpu_squeezes(width: usize, height: usize, long_side: usize, min_side: usize) -> bool {
+    let (w, h) = inference_size(width, height, long_side);
+    if w.min(h) >= min_side {
+        return false;
+    }
+    gpu_long_side(width, height, min_side) > GPU_MAX_SIDE
+}
+
+/// The long side (a multiple of 4) that brings the short side to `min_side` at the
+/// frame's aspect ratio.
+fn gpu_long_side(width: usize, height: usize, min_side: usize) -> usize {
     let short = width.min(height).max(1) as f64;
     let long = (min_side as f64 * width.max(height) as f64 / short).ceil() as usize;
-    let long = long.div_ceil(4) * 4;
-    if long > GPU_MAX_SIDE {
-        return None;
-    }
-    let (w, h) = inference_size(width, height, long.max(min_side));
-    (w.min(h) >= min_side).then_some((w, h))
+    long.div_ceil(4) * 4
 }
 
 /// `blend * frame + (1 - blend) * style`, element-wise.
@@ -714,16 +752,30 @@ mod tests {
             ((720, 1280, 384), (384, 684)),
             ((1920, 1080, 1920), (1920, 1080)),
         ] {
-            assert_eq!(gpu_inference_size(w, h, long, GPU_MIN_SIDE), Some(want));
+            assert_eq!(gpu_inference_size(w, h, long, GPU_MIN_SIDE), want);
         }
-        for (w, h) in [(16, 16), (33, 17), (641, 479), (3840, 2160), (4096, 400)] {
-            let (iw, ih) = gpu_inference_size(w, h, 384, GPU_MIN_SIDE).unwrap();
+        for (w, h) in [
+            (16, 16),
+            (33, 17),
+            (641, 479),
+            (3840, 2160),
+            (4096, 400),
+            (4096, 16),
+            (16, 4096),
+            (1920, 28),
+        ] {
+            let (iw, ih) = gpu_inference_size(w, h, 384, GPU_MIN_SIDE);
             assert!(
                 iw >= GPU_MIN_SIDE && ih >= GPU_MIN_SIDE,
                 "{w}x{h} -> {iw}x{ih}"
             );
             assert!(iw % 4 == 0 && ih % 4 == 0);
+            assert!(iw.max(ih) <= GPU_MAX_SIDE, "{w}x{h} -> {iw}x{ih}");
         }
-        assert_eq!(gpu_inference_size(4096, 16, 384, GPU_MIN_SIDE), None);
+        assert_eq!(gpu_inference_size(4096, 16, 384, GPU_MIN_SIDE), (4096, 384));
+        assert!(gpu_squeezes(4096, 16, 384, GPU_MIN_SIDE));
+        assert!(gpu_squeezes(1280, 96, 384, GPU_MIN_SIDE));
+        assert!(!gpu_squeezes(1280, 720, 384, GPU_MIN_SIDE));
+        assert!(!gpu_squeezes(4096, 400, 384, GPU_MIN_SIDE));
     }
 }

@@ -324,11 +324,19 @@ fn vertical_pass(
     }
 }
 
+/// The smallest side, in pixels, the transfer network runs at. Its first 9x9
+/// convolution reflect-pads 4 pixels, and after two stride-2 convolutions its 3x3
+/// residual blocks reflect-pad 1 pixel of a side a quarter as long; reflect padding must
+/// be narrower than the tensor it pads, so 8 is the smallest multiple of 4 that runs
+/// (measured: 1920x40 frames run, 1920x28 ones, at a short side of 4, did not).
+pub const MIN_INFERENCE_SIDE: usize = 8;
+
 /// The inference size for a frame: the long side becomes `long_side`, the short side
-/// keeps the aspect ratio, rounded to the nearest multiple of 4 (at least 4).
-/// Returns (width, height).
+/// keeps the aspect ratio, rounded to the nearest multiple of 4 and at least
+/// [`MIN_INFERENCE_SIDE`] (so a frame wider than `long_side / 8 : 1` is squeezed a
+/// little; the painting is scaled back to the frame's own shape). Returns (width, height).
 pub fn inference_size(width: usize, height: usize, long_side: usize) -> (usize, usize) {
-    let round4 = |x: f64| (((x / 4.0).round() as usize) * 4).max(4);
+    let round4 = |x: f64| (((x / 4.0).round() as usize) * 4).max(MIN_INFERENCE_SIDE);
     if width >= height {
         (
             long_side,
@@ -358,7 +366,17 @@ mod tests {
         assert_eq!(inference_size(1280, 720, 384), (384, 216));
         assert_eq!(inference_size(384, 384, 384), (384, 384));
         assert_eq!(inference_size(480, 640, 384), (288, 384));
-        assert_eq!(inference_size(16, 3840, 384), (4, 384));
+        assert_eq!(inference_size(17, 17, 384), (384, 384));
+    }
+
+    #[test]
+    fn the_short_side_never_goes_below_what_the_network_takes() {
+        // Wide frames: the reference would give a short side of 4, which the network's
+        // reflect padding cannot take.
+        assert_eq!(inference_size(16, 3840, 384), (MIN_INFERENCE_SIDE, 384));
+        assert_eq!(inference_size(1920, 28, 384), (384, MIN_INFERENCE_SIDE));
+        assert_eq!(inference_size(1280, 200, 32), (32, MIN_INFERENCE_SIDE));
+        assert_eq!(inference_size(4096, 16, 32), (32, MIN_INFERENCE_SIDE));
         assert_eq!(inference_size(17, 17, 384), (384, 384));
     }
 
