@@ -8,7 +8,27 @@ use common::*;
 use gst::prelude::*;
 
 const FORMATS: &[&str] = &[
-    "RGB", "RGBx", "xRGB", "BGRx", "xBGR", "RGBA", "BGRA", "I420", "NV12", "YUY2",
+    "RGB",
+    "RGBx",
+    "xRGB",
+    "BGRx",
+    "xBGR",
+    "RGBA",
+    "BGRA",
+    "BGR",
+    "I420",
+    "YV12",
+    "NV12",
+    "NV21",
+    "NV16",
+    "Y41B",
+    "Y42B",
+    "Y444",
+    "YUY2",
+    "UYVY",
+    "YVYU",
+    "GRAY8",
+    "GRAY16_LE",
 ];
 
 /// Mean absolute difference between two buffers' bytes.
@@ -419,5 +439,192 @@ fn gst_launch_error_headlines_state_the_cause() {
             .find(|l| l.starts_with("ERROR: from element"))
             .unwrap_or_else(|| panic!("{properties}: no error line in\n{text}"));
         assert!(headline.contains(cause), "{properties}: {headline}");
+    }
+}
+
+/// Stylizes one RGB frame pushed with `caps` (deflicker off, on the CPU); returns the
+/// output sample.
+fn stylize_one(img: &Rgb, caps: &gst::Caps) -> gst::Sample {
+    let (pipeline, sink) = launch(
+        "appsrc name=src format=time ! stylize deflicker=0 accelerator=cpu ! appsink name=sink",
+    );
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    src.set_caps(Some(caps));
+    src.push_buffer(rgb_buffer(img, 0, 25)).unwrap();
+    src.end_of_stream().unwrap();
+    let mut out = drive(&pipeline, Some(&sink), |_| {});
+    assert!(out.errors.is_empty(), "{caps}: {:?}", out.errors);
+    assert_eq!(out.samples.len(), 1, "{caps}");
+    out.samples.remove(0)
+}
+
+/// An interlaced frame whose two fields show different pictures (as a fast pan or a
+/// scene cut between fields would) must be painted as one picture, the field that
+/// comes first, never as the comb of both; the output says it is progressive.
+#[test]
+fn interlaced_frames_are_deinterlaced_before_the_network_sees_them() {
+    let (w, h) = (320, 240);
+    let top = content_photo("tiger.jpg", Some((w, h)));
+    let bottom = content_photo("golden_gate.jpg", Some((w, h)));
+    let mut combed = top.clone();
+    for y in (1..h).step_by(2) {
+        combed.data[y * w * 3..(y + 1) * w * 3]
+            .copy_from_slice(&bottom.data[y * w * 3..(y + 1) * w * 3]);
+    }
+    let progressive = rgb_caps(w, h, 25);
+    let painted = |img: &Rgb| Rgb::from_sample(&stylize_one(img, &progressive));
+    let (top_painted, bottom_painted, comb_painted) =
+        (painted(&top), painted(&bottom), painted(&combed));
+    for (order, mode, first) in [
+        ("top-field-first", "interleaved", &top_painted),
+        ("bottom-field-first", "interleaved", &bottom_painted),
+        ("top-field-first", "mixed", &top_painted),
+    ] {
+        let mut caps = progressive.copy();
+        caps.make_mut().set("interlace-mode", mode);
+        caps.make_mut().set("field-order", order);
+        let sample = if mode == "mixed" {
+            // In a mixed stream, the buffer says whether the frame is interlaced.
+            let (pipeline, sink) = launch(
+                "appsrc name=src format=time ! stylize deflicker=0 accelerator=cpu ! appsink name=sink",
+            );
+            let src = pipeline
+                .by_name("src")
+                .unwrap()
+                .downcast::<gst_app::AppSrc>()
+                .unwrap();
+            src.set_caps(Some(&caps));
+            let mut buffer = rgb_buffer(&combed, 0, 25);
+            {
+                use gst_video::prelude::*;
+                buffer.get_mut().unwrap().set_video_flags(
+                    gst_video::VideoBufferFlags::INTERLACED | gst_video::VideoBufferFlags::TFF,
+                );
+            }
+            src.push_buffer(buffer).unwrap();
+            src.end_of_stream().unwrap();
+            let mut out = drive(&pipeline, Some(&sink), |_| {});
+            assert!(out.errors.is_empty(), "{caps}: {:?}", out.errors);
+            out.samples.remove(0)
+        } else {
+            stylize_one(&combed, &caps)
+        };
+        let out_caps = sample.caps().unwrap().structure(0).unwrap().to_owned();
+        assert_eq!(
+            out_caps
+                .get::<&str>("interlace-mode")
+                .unwrap_or("progressive"),
+            "progressive",
+            "{caps}: {out_caps}"
+        );
+        assert!(!out_caps.has_field("field-order"), "{out_caps}");
+        {
+            use gst_video::prelude::*;
+            let flags = sample.buffer().unwrap().video_flags();
+            assert!(
+                !flags.intersects(
+                    gst_video::VideoBufferFlags::INTERLACED | gst_video::VideoBufferFlags::TFF
+                ),
+                "{caps}: {flags:?}"
+            );
+        }
+        let out = Rgb::from_sample(&sample);
+        let (to_first, to_comb) = (psnr(&out, first), psnr(&out, &comb_painted));
+        eprintln!("{mode} {order}: PSNR {to_first:.1} dB to the first field's painting, {to_comb:.1} dB to the comb's");
+        assert!(
+            to_first > 22.0 && to_first > to_comb + 6.0,
+            "{mode} {order}: {to_first:.1} dB to the first field's painting, {to_comb:.1} dB to the comb's"
+        );
+    }
+}
+
+/// Interlaced streams as decoders and capture cards hand them out, in a pipeline:
+/// every frame comes out, progressive, for a 4:2:0 and a packed 4:2:2 format.
+#[test]
+fn interleaved_and_mixed_streams_pass_every_frame_progressive() {
+    for format in ["I420", "YUY2", "NV12"] {
+        for pattern in ["2:2", "2:3"] {
+            let out = run_pipeline(&format!(
+                "videotestsrc num-buffers=8 pattern=ball ! video/x-raw,format={format},width=322,height=242,framerate=30/1 \
+                 ! interlace field-pattern={pattern} ! stylize ! appsink name=sink"
+            ));
+            assert!(
+                out.errors.is_empty(),
+                "{format} {pattern}: {:?}",
+                out.errors
+            );
+            assert!(
+                out.samples.len() >= 8,
+                "{format} {pattern}: {} frames",
+                out.samples.len()
+            );
+            for sample in &out.samples {
+                let s = sample.caps().unwrap().structure(0).unwrap();
+                assert_eq!(s.get::<&str>("interlace-mode").unwrap(), "progressive");
+                assert_eq!(s.get::<&str>("format").unwrap(), format);
+            }
+        }
+    }
+}
+
+/// The README's `filesrc ! decodebin ! stylize` line with an interlaced recording
+/// (interlaced H.264, as from a broadcast or a camcorder).
+#[test]
+fn an_interlaced_h264_file_plays_through_decodebin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("interlaced.mkv");
+    init();
+    let writer = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=10 pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 \
+         ! interlace field-pattern=2:2 ! x264enc interlaced=true speed-preset=ultrafast ! matroskamux \
+         ! filesink location={}",
+        file.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let made = drive(&writer, None, |_| {});
+    assert!(made.errors.is_empty(), "{:?}", made.errors);
+    let decoded = run_pipeline(&format!(
+        "filesrc location={} ! decodebin ! appsink name=sink",
+        file.display()
+    ));
+    let mode = decoded.samples[0]
+        .caps()
+        .unwrap()
+        .structure(0)
+        .unwrap()
+        .get::<String>("interlace-mode");
+    assert!(
+        mode.as_deref().is_ok_and(|m| m != "progressive"),
+        "the test file must decode as interlaced: {mode:?}"
+    );
+    let out = run_pipeline(&format!(
+        "filesrc location={} ! decodebin ! stylize style=scream ! appsink name=sink",
+        file.display()
+    ));
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.samples.len(), 10);
+}
+
+/// Frames much wider than tall (or taller than wide) negotiate and run: the network's
+/// short side never goes below what it can take.
+#[test]
+fn very_wide_and_very_tall_frames_are_stylized() {
+    for (w, h, size) in [
+        (1920, 28, 384),
+        (28, 1920, 384),
+        (1280, 200, 32),
+        (4096, 16, 384),
+    ] {
+        let out = run_pipeline(&format!(
+            "videotestsrc num-buffers=2 ! video/x-raw,format=I420,width={w},height={h} ! stylize accelerator=cpu inference-size={size} ! appsink name=sink"
+        ));
+        assert!(out.errors.is_empty(), "{w}x{h} at {size}: {:?}", out.errors);
+        assert_eq!(out.samples.len(), 2, "{w}x{h} at {size}");
     }
 }

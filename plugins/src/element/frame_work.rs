@@ -14,6 +14,7 @@ use std::time::Duration;
 use gst_video::prelude::*;
 
 use super::colour::{ColourError, RgbConversion};
+use super::deinterlace::{deinterlace_rgb, Field};
 use super::ordered_pool::{Delivery, OrderedPool, PoolHandle, Work};
 use super::own_vector::OwnVectors;
 use stylize::deflicker::{Analysis, Deflicker};
@@ -23,7 +24,10 @@ use stylize::{EngineError, StyleVector};
 /// One frame to stylize.
 pub struct Job {
     pub buffer: gst::Buffer,
+    /// The input caps.
     pub info: Arc<gst_video::VideoInfo>,
+    /// The output caps: the input's, progressive.
+    pub out_info: Arc<gst_video::VideoInfo>,
     pub params: FrameParams,
 }
 
@@ -44,6 +48,8 @@ pub struct FrameParams {
     pub own_vector_fade: Duration,
     /// For fades: None when the timestamp does not move forward.
     pub pts: Option<gst::ClockTime>,
+    /// The field kept of an interlaced frame; None for a progressive one.
+    pub deinterlace: Option<Field>,
 }
 
 /// A job as the workers get it: with the refresh of the frame's own vector it follows
@@ -185,6 +191,7 @@ impl FrameWorker {
         let Job {
             mut buffer,
             info,
+            out_info,
             params,
         } = job;
         let needs_rgb = info.format() != gst_video::VideoFormat::Rgb;
@@ -194,11 +201,8 @@ impl FrameWorker {
                 .as_ref()
                 .is_some_and(|c| Arc::ptr_eq(&c.info, &info))
         {
-            self.conversion = Some(RgbConversion::new(&info)?);
+            self.conversion = Some(RgbConversion::new(&info, &out_info)?);
         }
-        let mut frame =
-            gst_video::VideoFrameRef::from_buffer_ref_writable(buffer.make_mut(), &info)
-                .map_err(|_| FrameError::Map)?;
         let mut painter = Painter {
             engine: &mut self.engine,
             params: &params,
@@ -207,11 +211,24 @@ impl FrameWorker {
             analysis: &mut self.analysis,
             took_turn: &mut guard.taken,
         };
+        let out = buffer.make_mut();
         match self.conversion.as_mut().filter(|_| needs_rgb) {
-            Some(conversion) => conversion.round_trip(&mut frame, |rgb| painter.paint(rgb))?,
-            None => painter.paint(&mut frame)?,
+            Some(conversion) => conversion.round_trip(out, |rgb| painter.paint(rgb))?,
+            None => {
+                let mut frame =
+                    gst_video::VideoFrameRef::from_buffer_ref_writable(&mut *out, &info)
+                        .map_err(|_| FrameError::Map)?;
+                painter.paint(&mut frame)?
+            }
         }
-        drop(frame);
+        if params.deinterlace.is_some() {
+            out.unset_video_flags(
+                gst_video::VideoBufferFlags::INTERLACED
+                    | gst_video::VideoBufferFlags::TFF
+                    | gst_video::VideoBufferFlags::RFF
+                    | gst_video::VideoBufferFlags::ONEFIELD,
+            );
+        }
         Ok(buffer)
     }
 }
@@ -241,11 +258,15 @@ impl Painter<'_> {
             deflicker,
             own_vector_fade,
             pts,
+            deinterlace,
             ..
         } = self.params;
         let (w, h) = (frame.width() as usize, frame.height() as usize);
         let stride = frame.plane_stride()[0] as usize;
         let data = frame.plane_data_mut(0).map_err(FrameError::Plane)?;
+        if let Some(keep) = deinterlace {
+            deinterlace_rgb(data, stride, w, h, keep);
+        }
         let shared = self.shared;
         let own = match self.own_refresh {
             Some(refresh) if refresh == seq => {

@@ -21,6 +21,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
+use super::deinterlace::field_to_keep;
 use super::fade::Fade;
 use super::frame_work::{FrameError, FrameHandle, FrameParams, FramePool, Job};
 use super::ordered_pool::{Delivery, JobError, Timing};
@@ -40,9 +41,21 @@ const FORMATS: &[gst_video::VideoFormat] = &[
     gst_video::VideoFormat::Xbgr,
     gst_video::VideoFormat::Rgba,
     gst_video::VideoFormat::Bgra,
+    gst_video::VideoFormat::Bgr,
     gst_video::VideoFormat::I420,
+    gst_video::VideoFormat::Yv12,
     gst_video::VideoFormat::Nv12,
+    gst_video::VideoFormat::Nv21,
+    gst_video::VideoFormat::Nv16,
+    gst_video::VideoFormat::Y41b,
+    gst_video::VideoFormat::Y42b,
+    gst_video::VideoFormat::Y444,
     gst_video::VideoFormat::Yuy2,
+    gst_video::VideoFormat::Uyvy,
+    gst_video::VideoFormat::Yvyu,
+    // Monochrome and IR cameras: painted in colour, then back to grey.
+    gst_video::VideoFormat::Gray8,
+    gst_video::VideoFormat::Gray16Le,
 ];
 const MIN_SIDE: i32 = 16;
 const MAX_SIDE: i32 = 4096;
@@ -105,6 +118,8 @@ struct State {
     /// The last frame's PTS: fades run only on timestamps that move forward.
     last_pts: Option<gst::ClockTime>,
     info: Option<Arc<gst_video::VideoInfo>>,
+    /// The output caps: `info`, progressive.
+    out_info: Option<Arc<gst_video::VideoInfo>>,
     /// None until the first caps when `auto` races a GPU against the CPU.
     pool: Option<FramePool>,
     /// What `auto` races at the first caps, when there is a hardware GPU: the CPU engine
@@ -236,7 +251,7 @@ impl ObjectImpl for Stylize {
                     .build(),
                 glib::ParamSpecUInt::builder("inference-size")
                     .nick("Inference size")
-                    .blurb("Long side, in pixels, of the image the network sees, rounded down to a multiple of 4 (with a warning); the short side keeps the aspect ratio (multiple of 4). On the GPU both sides stay at least 384 (STYLIZE_GPU_MIN_SIDE), which rules out aspect ratios beyond about 10:1 there")
+                    .blurb("Long side, in pixels, of the image the network sees, rounded down to a multiple of 4 (with a warning); the short side keeps the aspect ratio (multiple of 4, at least 8, the least the network takes). On the GPU both sides stay at least 384 (STYLIZE_GPU_MIN_SIDE) and at most 4096. Frames too wide for that are squeezed to fit, and the painting is scaled back to the frame's shape")
                     .minimum(*defaults::INFERENCE_SIZE_RANGE.start())
                     .maximum(*defaults::INFERENCE_SIZE_RANGE.end())
                     .default_value(DEFAULT_INFERENCE_SIZE)
@@ -408,18 +423,24 @@ impl ElementImpl for Stylize {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS.iter().copied())
-                .width_range(MIN_SIDE..=MAX_SIDE)
-                .height_range(MIN_SIDE..=MAX_SIDE)
-                .build();
-            // Same caps on both sides: the frame leaves in the format it came in.
+            // The frame leaves in the format and size it came in, progressive: an
+            // interlaced frame is deinterlaced before the network sees it.
+            let caps = |modes: &[&str]| {
+                gst_video::VideoCapsBuilder::new()
+                    .format_list(FORMATS.iter().copied())
+                    .width_range(MIN_SIDE..=MAX_SIDE)
+                    .height_range(MIN_SIDE..=MAX_SIDE)
+                    .field("interlace-mode", gst::List::new(modes.iter().copied()))
+                    .build()
+            };
+            let progressive = caps(&["progressive"]);
+            let any = caps(&["progressive", "interleaved", "mixed"]);
             [
-                ("src", gst::PadDirection::Src),
-                ("sink", gst::PadDirection::Sink),
+                ("src", gst::PadDirection::Src, progressive),
+                ("sink", gst::PadDirection::Sink, any),
             ]
             .into_iter()
-            .map(|(name, direction)| {
+            .map(|(name, direction, caps)| {
                 gst::PadTemplate::new(name, direction, gst::PadPresence::Always, &caps)
                     .expect("valid template")
             })
@@ -437,6 +458,33 @@ impl BaseTransformImpl for Stylize {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         crate::logging::scoped(|| self.start_engines())
+    }
+
+    /// The same caps on the other side, except the interlacing: what comes in
+    /// interleaved or mixed goes out progressive, and progressive output can come from
+    /// any of the three.
+    fn transform_caps(
+        &self,
+        direction: gst::PadDirection,
+        caps: &gst::Caps,
+        filter: Option<&gst::Caps>,
+    ) -> Option<gst::Caps> {
+        let mut other = caps.clone();
+        for s in other.make_mut().iter_mut() {
+            s.remove_field("field-order");
+            match direction {
+                gst::PadDirection::Sink => s.set("interlace-mode", "progressive"),
+                _ => s.remove_field("interlace-mode"),
+            }
+        }
+        let other = match direction {
+            gst::PadDirection::Sink => other,
+            _ => other.intersect(&self.obj().sink_pad().pad_template_caps()),
+        };
+        Some(match filter {
+            Some(filter) => filter.intersect_with_mode(&other, gst::CapsIntersectMode::First),
+            None => other,
+        })
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
@@ -554,6 +602,11 @@ impl BaseTransformImpl for Stylize {
             gst::debug!(CAT, imp = self, "switched to style {}", state.style_id);
         }
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let out_info = state
+            .out_info
+            .clone()
+            .ok_or(gst::FlowError::NotNegotiated)?;
+        let deinterlace = field_to_keep(&info, &buffer);
         let fade = state
             .fade
             .get_or_insert_with(|| Fade::settled(state.style_vector));
@@ -573,6 +626,7 @@ impl BaseTransformImpl for Stylize {
         pool.submit(|seq| Job {
             buffer,
             info,
+            out_info,
             params: FrameParams {
                 seq,
                 discont,
@@ -582,6 +636,7 @@ impl BaseTransformImpl for Stylize {
                 deflicker,
                 own_vector_fade,
                 pts,
+                deinterlace,
             },
         })?;
         Ok(GenerateOutputSuccess::NoOutput)
@@ -615,7 +670,7 @@ impl VideoFilterImpl for Stylize {
         _incaps: &gst::Caps,
         in_info: &gst_video::VideoInfo,
         _outcaps: &gst::Caps,
-        _out_info: &gst_video::VideoInfo,
+        out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = guard
@@ -624,12 +679,14 @@ impl VideoFilterImpl for Stylize {
         gst::info!(
             CAT,
             imp = self,
-            "{}x{} {:?}",
+            "{}x{} {:?} {:?}",
             in_info.width(),
             in_info.height(),
-            in_info.format()
+            in_info.format(),
+            in_info.interlace_mode()
         );
         state.info = Some(Arc::new(in_info.clone()));
+        state.out_info = Some(Arc::new(out_info.clone()));
         // New caps start the temporal state afresh (frames in flight were drained
         // before the caps event).
         if let Some(pool) = &state.pool {
@@ -752,6 +809,7 @@ impl Stylize {
             fade: None,
             last_pts: None,
             info: None,
+            out_info: None,
             pool,
             race,
         });

@@ -4,6 +4,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod colour;
+mod deinterlace;
 mod fade;
 mod frame_work;
 mod imp;
