@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs the test suite with the real runtime, models and pipelines. Does the set-up first
 # (it skips what is already done), so it works on a fresh clone, and installs lavapipe
-# for the GPU tests (scripts/setup-test-gpu.sh). Three parts:
+# for the GPU tests (scripts/setup-test-gpu.sh). Four parts:
 #   1. the tests on this machine (cargo test);
 #   2. the amd64 Debian package, installed and smoke-tested (scripts/test-package.sh;
 #      needs root, skipped otherwise);
-#   3. the aarch64 cross build, tested under qemu-user (scripts/test-arm64.sh).
+#   3. the service's sandbox rated by systemd-analyze security, at most 3.0, in the
+#      checkout and in the package built by part 2 (scripts/check-exposure.sh);
+#   4. the aarch64 cross build, tested under qemu-user (scripts/test-arm64.sh).
 # Usage: scripts/test.sh [TEST FILTER...]   (a filter runs part 1 only)
-# Environment: STYLIZE_TEST_PACKAGE=0, STYLIZE_TEST_ARM64=0 skip parts 2 and 3.
+# Environment: STYLIZE_TEST_PACKAGE=0, STYLIZE_TEST_ARM64=0 skip parts 2 and 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -34,6 +36,17 @@ if [ $# -eq 0 ] && [ "${STYLIZE_TEST_PACKAGE:-1}" != 0 ]; then
     results+=("package: passed")
   else
     results+=("package: FAILED"); status=1
+  fi
+fi
+if [ $# -eq 0 ]; then
+  part "systemd unit: exposure (systemd-analyze security)"
+  # The package's copy too, when part 2 (or an earlier build) left one newer than the unit.
+  deb=$(ls -t target/debian/stylize_*_amd64.deb 2>/dev/null | head -1 || true)
+  [ -n "$deb" ] && [ "$deb" -nt systemd/stylized.service ] || deb=
+  if scripts/check-exposure.sh ${deb:+--deb "$deb"} 2>&1 | tee "$log"; then
+    results+=("exposure: $(grep -ao 'exposure [0-9.]*' "$log" | tail -1 | cut -d' ' -f2) (at most ${STYLIZE_EXPOSURE_MAX:-3.0})${deb:+, same in the package}")
+  else
+    results+=("exposure: FAILED"); status=1
   fi
 fi
 if [ $# -eq 0 ] && [ "${STYLIZE_TEST_ARM64:-1}" != 0 ]; then
