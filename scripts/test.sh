@@ -40,9 +40,11 @@ if [ $# -eq 0 ] && [ "${STYLIZE_TEST_PACKAGE:-1}" != 0 ]; then
 fi
 if [ $# -eq 0 ]; then
   part "systemd unit: exposure (systemd-analyze security)"
-  # The package's copy too, when part 2 (or an earlier build) left one newer than the unit.
-  deb=$(ls -t target/debian/stylize_*_amd64.deb 2>/dev/null | head -1 || true)
-  [ -n "$deb" ] && [ "$deb" -nt systemd/stylized.service ] || deb=
+  # The package's copy too, when part 2 has just built and passed it.
+  deb=
+  if printf '%s\n' "${results[@]}" | grep -qx 'package: passed'; then
+    deb=$(ls target/debian/stylize_*_amd64.deb)
+  fi
   if scripts/check-exposure.sh ${deb:+--deb "$deb"} 2>&1 | tee "$log"; then
     results+=("exposure: $(grep -ao 'exposure [0-9.]*' "$log" | tail -1 | cut -d' ' -f2) (at most ${STYLIZE_EXPOSURE_MAX:-3.0})${deb:+, same in the package}")
   else
