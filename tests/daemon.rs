@@ -245,7 +245,13 @@ fn set_style_changes_the_property_and_the_frames_and_list_matches_the_store() {
     // enough for the new style to reach the snapshot.
     let shot = |name: &str| {
         d.wait_frames(4);
-        Rgb::load(Path::new(&p.snapshot(name).unwrap()))
+        let path = p.snapshot(name).unwrap();
+        // Made under the test's umask (022 or 002), so group-readable like recordings.
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o040, 0o040, "snapshot mode {mode:o}");
+        Rgb::load(Path::new(&path))
     };
     let monet1 = shot("m1");
     let monet2 = shot("m2");

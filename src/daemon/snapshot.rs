@@ -56,9 +56,12 @@ pub fn write_png(sample: &gst::Sample, path: &Path) -> Result<(), SnapshotError>
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(write)?;
+    // As for recordings, the process umask decides who may read it (the service's
+    // UMask=0027: the group stylize); a temporary file alone would be 0600.
     let tmp = tempfile::Builder::new()
         .prefix(".snapshot.")
         .suffix(".png")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(write)?;
     image::save_buffer_with_format(
