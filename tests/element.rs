@@ -3,6 +3,8 @@
 mod common;
 
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::*;
 use gst::prelude::*;
@@ -626,5 +628,156 @@ fn very_wide_and_very_tall_frames_are_stylized() {
         ));
         assert!(out.errors.is_empty(), "{w}x{h} at {size}: {:?}", out.errors);
         assert_eq!(out.samples.len(), 2, "{w}x{h} at {size}");
+    }
+}
+
+/// The latency `st` adds, from a latency query on its src pad (less what upstream
+/// reports).
+fn added_latency(st: &gst::Element) -> Duration {
+    let src = st.static_pad("src").unwrap();
+    let mut ours = gst::query::Latency::new();
+    assert!(src.query(&mut ours), "latency query failed");
+    let mut upstream = gst::query::Latency::new();
+    assert!(st.static_pad("sink").unwrap().peer_query(&mut upstream));
+    let added = ours.result().1.saturating_sub(upstream.result().1);
+    Duration::from_nanos(added.nseconds())
+}
+
+/// A live sink must know the latency before the first frame reaches it, or it drops the
+/// first second: the element warms its engines up at the first caps and reports what a
+/// frame takes.
+#[test]
+fn the_latency_is_known_before_the_first_frame() {
+    let (pipeline, sink) = launch(
+        "videotestsrc is-live=true num-buffers=3 ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! stylize name=st accelerator=cpu ! appsink name=sink",
+    );
+    let st = pipeline.by_name("st").unwrap();
+    let at_first_frame = Arc::new(Mutex::new(None));
+    {
+        let at_first_frame = at_first_frame.clone();
+        let weak = st.downgrade();
+        st.static_pad("sink")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                let mut first = at_first_frame.lock().unwrap();
+                if first.is_none() {
+                    *first = weak.upgrade().map(|st| added_latency(&st));
+                }
+                gst::PadProbeReturn::Remove
+            });
+    }
+    let out = drive(&pipeline, Some(&sink), |_| {});
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let first = at_first_frame.lock().unwrap().expect("a frame came");
+    eprintln!("latency at the first frame: {first:?}");
+    assert!(
+        first >= Duration::from_millis(2),
+        "no latency reported before the first frame: {first:?}"
+    );
+}
+
+/// The latency follows how long frames stay in the element, in both directions: up
+/// while the frames wait (here for a slow consumer), and down again once they do not.
+#[test]
+fn the_latency_comes_down_again_after_slow_frames() {
+    let (pipeline, sink) = launch(
+        "videotestsrc num-buffers=150 ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! stylize name=st accelerator=cpu deflicker=0 ! appsink name=sink max-buffers=1",
+    );
+    let st = pipeline.by_name("st").unwrap();
+    let mut slow = Duration::ZERO;
+    let mut fast = Duration::ZERO;
+    let out = drive(&pipeline, Some(&sink), |count| {
+        if count <= 10 {
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        match count {
+            10 => slow = added_latency(&st),
+            145 => fast = added_latency(&st),
+            _ => {}
+        }
+    });
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    eprintln!("latency while frames waited: {slow:?}, after: {fast:?}");
+    assert!(
+        slow >= Duration::from_millis(100),
+        "did not go up: {slow:?}"
+    );
+    assert!(
+        fast < slow / 2,
+        "did not come down: {slow:?} while slow, {fast:?} after"
+    );
+}
+
+/// Frames that would be late are dropped (QoS), and the QoS messages count what was
+/// processed and dropped.
+#[test]
+fn qos_messages_count_processed_and_dropped_frames() {
+    init();
+    let pipeline = gst::parse::launch(
+        "videotestsrc is-live=true num-buffers=150 ! video/x-raw,width=640,height=480,framerate=120/1 \
+         ! stylize name=st accelerator=cpu ! fakesink name=out sync=true qos=true",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let st = pipeline.by_name("st").unwrap();
+    let out_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let out_count = out_count.clone();
+        st.static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                out_count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                gst::PadProbeReturn::Ok
+            });
+    }
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut stats = vec![];
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{e:?}"),
+            gst::MessageView::Qos(q) if msg.src() == Some(st.upcast_ref()) => {
+                let (processed, dropped) = q.stats();
+                let (
+                    gst::GenericFormattedValue::Buffers(Some(p)),
+                    gst::GenericFormattedValue::Buffers(Some(d)),
+                ) = (processed, dropped)
+                else {
+                    panic!("QoS stats not in buffers: {processed:?} {dropped:?}");
+                };
+                // Frames leave the element after they are counted as processed.
+                let out_now = out_count.load(std::sync::atomic::Ordering::SeqCst);
+                stats.push((*p, *d, out_now));
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    eprintln!("QoS (processed, dropped, frames out so far): {stats:?}");
+    assert!(!stats.is_empty(), "no QoS message: nothing was late?");
+    let &(processed, dropped, _) = stats.last().unwrap();
+    assert!(processed > 0, "processed is still 0: {stats:?}");
+    assert!(dropped > 0);
+    assert!(processed + dropped <= 150, "{stats:?}");
+    for pair in stats.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].0 && pair[1].1 == pair[0].1 + 1,
+            "{stats:?}"
+        );
+    }
+    for &(p, _, out_then) in &stats {
+        // The counter runs at most one frame ahead of the pad (counted, then pushed).
+        assert!(
+            p <= out_then + 1,
+            "processed {p} but only {out_then} out: {stats:?}"
+        );
     }
 }

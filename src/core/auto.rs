@@ -14,13 +14,11 @@
 //!    starts skip the race.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use crate::accelerator::Accelerator;
 use crate::engine::{transfer_path, Engine, EngineConfig, EngineError};
 use crate::litert::Runtime;
 use crate::resample::inference_size;
-use crate::store::VECTOR_LEN;
 use crate::vulkan::{self, Device};
 
 /// The file in the cache folder that keeps the decisions.
@@ -183,7 +181,7 @@ pub fn choose_between(
         _ => {}
     }
 
-    let cpu_time = frame_time(&mut cpu, frame)?;
+    let cpu_time = cpu.warm_up(frame.0, frame.1)?;
     let mut m = Measured {
         gpu: false,
         cpu_ms: cpu_time.as_secs_f64() * 1e3,
@@ -193,7 +191,7 @@ pub fn choose_between(
     // Kept before the GPU is tried: if it takes the process down, the next starts know.
     keep(Some(m));
     let raced = Engine::on_gpu(&gpu_config).and_then(|mut gpu| {
-        let time = frame_time(&mut gpu, frame)?;
+        let time = gpu.warm_up(frame.0, frame.1)?;
         Ok((gpu, time))
     });
     let (gpu, gpu_time) = match raced {
@@ -259,20 +257,6 @@ fn gpu_failed(mut cpu: Engine, device: &Device, error: &EngineError) -> (Engine,
             reason: format!("cpu: the GPU ({device}) failed: {error}"),
         },
     )
-}
-
-/// The time of one frame of `frame` size after a warm-up frame (which compiles the
-/// network for the size and fills the caches).
-fn frame_time(engine: &mut Engine, frame: (usize, usize)) -> Result<Duration, EngineError> {
-    let (w, h) = frame;
-    engine.prepare(w, h)?;
-    let mut rgb: Vec<u8> = (0..w * h * 3).map(|i| (i % 251) as u8).collect();
-    // A real style vector's range; the values do not change the work done.
-    let vector: [f32; VECTOR_LEN] = std::array::from_fn(|i| ((i % 7) as f32 - 3.0) / 3.0);
-    engine.stylize(&mut rgb, w * 3, w, h, &vector)?;
-    let start = Instant::now();
-    engine.stylize(&mut rgb, w * 3, w, h, &vector)?;
-    Ok(start.elapsed())
 }
 
 /// What a decision depends on: the device and driver, both networks (path, size and

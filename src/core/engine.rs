@@ -509,6 +509,27 @@ impl Engine {
         Ok(infer)
     }
 
+    /// Gets the engine ready for `width`x`height` frames before the first one comes:
+    /// compiles the network for the size and runs it twice on a grey frame. Returns the
+    /// second run's time, a frame's steady time (the first run also pays for the
+    /// runtime's one-time work, such as packing the weights).
+    ///
+    /// Errors: as [`Engine::stylize`] for such a frame.
+    pub fn warm_up(
+        &mut self,
+        width: usize,
+        height: usize,
+    ) -> Result<std::time::Duration, EngineError> {
+        self.prepare(width, height)?;
+        let mut grey = vec![128u8; width * height * 3];
+        // A real style vector's range; the values do not change the work done.
+        let vector: StyleVector = std::array::from_fn(|i| ((i % 7) as f32 - 3.0) / 3.0);
+        self.stylize(&mut grey, width * 3, width, height, &vector)?;
+        let start = std::time::Instant::now();
+        self.stylize(&mut grey, width * 3, width, height, &vector)?;
+        Ok(start.elapsed())
+    }
+
     /// Stylizes a packed RGB frame in place (rows `stride` bytes apart).
     pub fn stylize(
         &mut self,

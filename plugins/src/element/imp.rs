@@ -7,7 +7,10 @@
 //! fade, blend, deflicker), submits it and returns `NoOutput`. The pool's output thread
 //! pushes the finished frames on the src pad in input order. Therefore every serialized
 //! event (caps, segment, EOS) first drains the pool, a flush stops and empties it, and
-//! the latency the element reports is the longest time a frame spent inside it.
+//! the latency the element reports is how long frames stay inside it
+//! ([`super::latency`]), first measured by a warm-up at the first caps. The element
+//! does its own QoS ([`Qos`]), since BaseTransform's counts only see its own
+//! `generate_output`.
 //! `accelerator=auto` may race the GPU against the CPU at the first caps (`set_info`).
 
 use std::path::PathBuf;
@@ -24,6 +27,7 @@ use gst_video::subclass::prelude::*;
 use super::deinterlace::field_to_keep;
 use super::fade::Fade;
 use super::frame_work::{FrameError, FrameHandle, FrameParams, FramePool, Job};
+use super::latency::LatencyEstimate;
 use super::ordered_pool::{Delivery, JobError, Timing};
 use crate::logging::CAT;
 use stylize::auto::{self, AutoChoice};
@@ -120,7 +124,9 @@ struct State {
     info: Option<Arc<gst_video::VideoInfo>>,
     /// The output caps: `info`, progressive.
     out_info: Option<Arc<gst_video::VideoInfo>>,
-    /// None until the first caps when `auto` races a GPU against the CPU.
+    /// The engines made at start, until the first caps warm them up and start the pool.
+    engines: Option<Vec<Engine>>,
+    /// None until the first caps.
     pool: Option<FramePool>,
     /// What `auto` races at the first caps, when there is a hardware GPU: the CPU engine
     /// (made at start, so a bad model or library fails the state change) and the device.
@@ -130,10 +136,25 @@ struct State {
 #[derive(Default)]
 struct Stats {
     last_inference_ms: f64,
-    /// The longest time a frame spent in the element: the latency we add.
-    max_frame_time: gst::ClockTime,
+    /// How long frames stay in the element: the latency we add.
+    latency: LatencyEstimate,
     active_accelerator: Option<&'static str>,
     accelerator_reason: String,
+}
+
+/// Our own QoS bookkeeping. BaseTransform counts processed frames only in its own
+/// `generate_output`, which this element replaces, so its QoS messages would always
+/// say `processed=0`; the element therefore keeps the QoS values and drops late frames
+/// itself.
+#[derive(Default)]
+struct Qos {
+    /// Frames whose running time is not after this are late: drop them.
+    earliest: Option<gst::ClockTime>,
+    proportion: f64,
+    processed: u64,
+    dropped: u64,
+    /// A frame was dropped: the next frame out is DISCONT.
+    discont: bool,
 }
 
 #[derive(Default)]
@@ -141,6 +162,7 @@ pub struct Stylize {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     stats: Mutex<Stats>,
+    qos: Mutex<Qos>,
     /// Kept apart from `state` so a flush from another thread never waits for the
     /// streaming thread.
     pool: Mutex<Option<FrameHandle>>,
@@ -510,6 +532,7 @@ impl BaseTransformImpl for Stylize {
                 gst::EventType::FlushStop => {
                     handle.drain();
                     handle.set_flushing(false);
+                    self.qos.lock().unwrap_or_else(|e| e.into_inner()).earliest = None;
                 }
                 // Frames still in the workers go out before any serialized event
                 // (caps, segment, EOS), so downstream sees them in order.
@@ -526,12 +549,39 @@ impl BaseTransformImpl for Stylize {
         self.parent_sink_event(event)
     }
 
+    fn src_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Qos(qos_event) = event.view() {
+            let (_, proportion, diff, timestamp) = qos_event.get();
+            {
+                let mut qos = self.qos.lock().unwrap_or_else(|e| e.into_inner());
+                qos.proportion = proportion;
+                qos.earliest = timestamp.map(|t| {
+                    if diff >= 0 {
+                        t + gst::ClockTime::from_nseconds(diff as u64)
+                    } else {
+                        t.saturating_sub(gst::ClockTime::from_nseconds(diff.unsigned_abs()))
+                    }
+                });
+            }
+            // Passed upstream without the parent's QoS handling: its drops would post
+            // QoS messages without our counts (see `Qos`).
+            return self.obj().sink_pad().push_event(event);
+        }
+        self.parent_src_event(event)
+    }
+
     fn submit_input_buffer(
         &self,
         is_discont: bool,
         inbuf: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        // The parent does the QoS check (dropping frames that would be late).
+        if self.obj().is_qos() {
+            if let Some(message) = self.late(&inbuf) {
+                gst::debug!(CAT, imp = self, "dropping a late frame: {:?}", inbuf.pts());
+                let _ = self.obj().post_message(message);
+                return Ok(gst_base::BASE_TRANSFORM_FLOW_DROPPED);
+            }
+        }
         self.parent_submit_input_buffer(is_discont, inbuf)
     }
 
@@ -622,6 +672,12 @@ impl BaseTransformImpl for Stylize {
             transition
         };
         let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
+        let mut buffer = buffer;
+        if std::mem::take(&mut self.qos.lock().unwrap_or_else(|e| e.into_inner()).discont) {
+            // Frames were dropped before this one: downstream sees the gap. The
+            // deflicker goes on, since the scene did not change.
+            buffer.make_mut().set_flags(gst::BufferFlags::DISCONT);
+        }
         let pool = state.pool.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
         pool.submit(|seq| Job {
             buffer,
@@ -654,7 +710,9 @@ impl BaseTransformImpl for Stylize {
                     .stats
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .max_frame_time;
+                    .latency
+                    .reported();
+                let ours = gst::ClockTime::from_nseconds(ours.as_nanos() as u64);
                 gst::debug!(CAT, imp = self, "reporting latency {} + {}", min, ours);
                 q.set(live, min + ours, max.opt_add(ours));
                 return true;
@@ -691,15 +749,12 @@ impl VideoFilterImpl for Stylize {
         // before the caps event).
         if let Some(pool) = &state.pool {
             pool.handle().reset_temporal();
+            return Ok(());
         }
-        let Some((config, device, cpu)) = state.race.take() else {
-            return match state.pool {
-                Some(_) => Ok(()),
-                None => Err(gst::loggable_error!(CAT, "no engine: the start failed")),
-            };
-        };
-        // The race takes seconds: run it without the state lock, so that stop() is not
-        // held up behind it any longer than the stream lock already holds it.
+        let (ready, race) = (state.engines.take(), state.race.take());
+        // The race and the warm-up take a while: run them without the state lock, so
+        // that stop() is not held up behind them any longer than the stream lock
+        // already holds it.
         drop(guard);
         let frame = (in_info.width() as usize, in_info.height() as usize);
         let settings = self
@@ -708,11 +763,23 @@ impl VideoFilterImpl for Stylize {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let started = crate::logging::scoped(|| {
-            auto::choose_between(&config, &device, frame, cpu)
-                .map_err(init_error)
-                .and_then(|(engine, choice)| {
-                    self.start_workers(engine, &config, &settings, &choice)
-                })
+            let engines = match (ready, race) {
+                (Some(engines), _) => engines,
+                (None, Some((config, device, cpu))) => {
+                    auto::choose_between(&config, &device, frame, cpu)
+                        .map_err(init_error)
+                        .and_then(|(engine, choice)| {
+                            self.make_workers(engine, &config, &settings, &choice)
+                        })?
+                }
+                (None, None) => {
+                    return Err(gst::error_msg!(
+                        gst::CoreError::Negotiation,
+                        ("caps came before the element started its engines")
+                    ))
+                }
+            };
+            self.start_pool(engines, frame)
         });
         let pool = match started {
             Ok(pool) => pool,
@@ -728,7 +795,7 @@ impl VideoFilterImpl for Stylize {
             .as_mut()
         {
             Some(state) => state.pool = Some(pool),
-            None => return Err(gst::loggable_error!(CAT, "stopped during the race")),
+            None => return Err(gst::loggable_error!(CAT, "stopped while starting")),
         }
         Ok(())
     }
@@ -778,7 +845,7 @@ impl Stylize {
         };
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats::default();
         let mut race = None;
-        let mut pool = None;
+        let mut engines = None;
         match settings.accelerator {
             Accelerator::Auto => match auto::plan(&config).map_err(init_error)? {
                 auto::Plan::Race { device, cpu } => {
@@ -790,7 +857,7 @@ impl Stylize {
                     race = Some((config, device, cpu));
                 }
                 auto::Plan::Decided(engine, choice) => {
-                    pool = Some(self.start_workers(engine, &config, &settings, &choice)?);
+                    engines = Some(self.make_workers(engine, &config, &settings, &choice)?);
                 }
             },
             Accelerator::Cpu | Accelerator::Gpu => {
@@ -799,9 +866,10 @@ impl Stylize {
                     accelerator: engine.accelerator(),
                     reason: format!("{}: set by the accelerator property", engine.accelerator()),
                 };
-                pool = Some(self.start_workers(engine, &config, &settings, &choice)?);
+                engines = Some(self.make_workers(engine, &config, &settings, &choice)?);
             }
         }
+        *self.qos.lock().unwrap_or_else(|e| e.into_inner()) = Qos::default();
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
             store,
             style_id,
@@ -810,21 +878,22 @@ impl Stylize {
             last_pts: None,
             info: None,
             out_info: None,
-            pool,
+            engines,
+            pool: None,
             race,
         });
         Ok(())
     }
 
-    /// Starts the workers: `first` and as many more engines on the same hardware as
+    /// Makes the workers' engines: `first` and as many more on the same hardware as
     /// `parallel-frames` asks, and records what runs where.
-    fn start_workers(
+    fn make_workers(
         &self,
         first: Engine,
         config: &EngineConfig,
         settings: &Settings,
         choice: &AutoChoice,
-    ) -> Result<FramePool, gst::ErrorMessage> {
+    ) -> Result<Vec<Engine>, gst::ErrorMessage> {
         if let Some(warning) = first.warning() {
             gst::element_imp_warning!(self, gst::LibraryError::Init, ("{}", warning));
         }
@@ -868,6 +937,52 @@ impl Stylize {
         // `gst-launch-1.0 -v` prints these.
         self.obj().notify("active-accelerator");
         self.obj().notify("accelerator-reason");
+        Ok(engines)
+    }
+
+    /// Warms the engines up for `width`x`height` frames, all at once as they will run,
+    /// reports the latency that takes, and starts the pool with them. Errors: a frame of
+    /// that size cannot be stylized.
+    fn start_pool(
+        &self,
+        mut engines: Vec<Engine>,
+        (width, height): (usize, usize),
+    ) -> Result<FramePool, gst::ErrorMessage> {
+        let times: Vec<Result<Duration, String>> = std::thread::scope(|scope| {
+            let runs: Vec<_> = engines
+                .iter_mut()
+                .map(|engine| {
+                    scope.spawn(move || {
+                        crate::logging::scoped(|| engine.warm_up(width, height))
+                            .map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            runs.into_iter()
+                .map(|run| {
+                    run.join()
+                        .unwrap_or_else(|_| Err("the engine panicked; see the log".into()))
+                })
+                .collect()
+        });
+        let slowest = times
+            .into_iter()
+            .try_fold(Duration::ZERO, |slowest, time| time.map(|t| slowest.max(t)))
+            .map_err(|e| gst::error_msg!(gst::StreamError::Format, ("{}", e)))?;
+        let latency = self
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .latency
+            .seed(slowest);
+        gst::info!(
+            CAT,
+            imp = self,
+            "warmed up for {width}x{height}: {:.1} ms a frame, reporting {:.1} ms latency",
+            slowest.as_secs_f64() * 1e3,
+            latency.as_secs_f64() * 1e3
+        );
+        self.post_latency();
         let delivery = Arc::new(SrcPadDelivery {
             element: self.obj().downgrade(),
         });
@@ -876,13 +991,18 @@ impl Stylize {
         Ok(pool)
     }
 
+    fn post_latency(&self) {
+        let _ = self
+            .obj()
+            .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+    }
+
     fn pool_handle(&self) -> Option<FrameHandle> {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Called by the output thread for every frame pushed.
     fn frame_done(&self, in_element: Duration, processing: Duration) {
-        let took = gst::ClockTime::from_nseconds(in_element.as_nanos() as u64);
         gst::trace!(
             CAT,
             imp = self,
@@ -890,21 +1010,50 @@ impl Stylize {
             processing.as_secs_f64() * 1e3,
             in_element.as_secs_f64() * 1e3
         );
-        let latency_grew = {
+        self.qos.lock().unwrap_or_else(|e| e.into_inner()).processed += 1;
+        let new_latency = {
             let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             stats.last_inference_ms = processing.as_secs_f64() * 1e3;
-            // Report a new latency only when it grows by a fifth, so the pipeline does not
-            // recompute it for every frame.
-            let grew = took > stats.max_frame_time + stats.max_frame_time / 5;
-            if took > stats.max_frame_time {
-                stats.max_frame_time = took;
-            }
-            grew
+            stats.latency.observe(in_element)
         };
-        if latency_grew {
-            let _ = self
-                .obj()
-                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        if let Some(latency) = new_latency {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "latency now {:.1} ms",
+                latency.as_secs_f64() * 1e3
+            );
+            self.post_latency();
         }
+    }
+
+    /// The QoS message for `buffer` when it is late (and counts it as dropped), else None.
+    fn late(&self, buffer: &gst::Buffer) -> Option<gst::Message> {
+        let pts = buffer.pts()?;
+        let segment = self.obj().segment();
+        let segment = segment.downcast_ref::<gst::ClockTime>()?;
+        let running_time = segment.to_running_time(pts)?;
+        let mut qos = self.qos.lock().unwrap_or_else(|e| e.into_inner());
+        let earliest = qos.earliest?;
+        if running_time > earliest {
+            return None;
+        }
+        qos.dropped += 1;
+        qos.discont = true;
+        let jitter = earliest.nseconds() as i64 - running_time.nseconds() as i64;
+        Some(
+            gst::message::Qos::builder(false)
+                .running_time(running_time)
+                .stream_time(segment.to_stream_time(pts))
+                .timestamp(pts)
+                .duration(buffer.duration())
+                .values(jitter, qos.proportion, 1_000_000)
+                .stats(
+                    gst::format::Buffers::from_u64(qos.processed),
+                    gst::format::Buffers::from_u64(qos.dropped),
+                )
+                .src(&*self.obj())
+                .build(),
+        )
     }
 }

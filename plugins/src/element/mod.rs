@@ -8,6 +8,7 @@ mod deinterlace;
 mod fade;
 mod frame_work;
 mod imp;
+mod latency;
 mod ordered_pool;
 mod own_vector;
 
