@@ -9,6 +9,8 @@
 //! patch finds the ops by their operator code and the size tensors by operator inputs,
 //! not by scanning bytes.
 
+#[cfg(test)]
+pub(crate) mod mutation_tests;
 mod prefix;
 mod reflect_pad;
 mod rewrite;
@@ -297,6 +299,9 @@ pub fn inspect_transfer(bytes: &[u8]) -> Result<TransferGraph> {
     }
 
     let mut resizes: Vec<ResizeConstant> = Vec::new();
+    // Constants already listed, by offset: a set, so a file of many resize ops does not
+    // take quadratic time.
+    let mut seen = std::collections::HashSet::new();
     for op in graph.table_vector(SUBGRAPH_OPERATORS)? {
         let index = op.u32_or(OPERATOR_OPCODE_INDEX, 0)? as usize;
         if codes.get(index) != Some(&RESIZE_NEAREST_NEIGHBOR) {
@@ -321,7 +326,7 @@ pub fn inspect_transfer(bytes: &[u8]) -> Result<TransferGraph> {
             return Err(ModelError::Malformed("resize size is not two int32"));
         }
         let size = (model.buf.i32(data.data)?, model.buf.i32(data.data + 4)?);
-        if !resizes.iter().any(|r| r.offset == data.data) {
+        if seen.insert(data.data) {
             resizes.push(ResizeConstant {
                 offset: data.data,
                 size,

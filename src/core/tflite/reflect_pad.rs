@@ -24,6 +24,11 @@ const OPTIONS_MIRROR_PAD: i8 = 77;
 const MIRROR_PAD_REFLECT: i8 = 0;
 const MIRROR_PAD_MODE: usize = 0;
 const MAX_CONCAT_INPUTS: usize = 4;
+/// Each padded row is one SLICE, so a pad is expanded only up to this many rows on a
+/// side (the transfer network pads 1 to 4). A wider one, which only a damaged or
+/// foreign model has, stays a MIRROR_PAD rather than growing the graph by that many
+/// ops (a file claiming 2^30 rows asked for a billion).
+const MAX_EXPANDED_PAD: i32 = 64;
 
 impl Rewrite<'_> {
     fn slice(
@@ -188,7 +193,11 @@ fn expand_one(add: &mut Rewrite, ops: &mut Vec<Op>, op: Table) -> Result<bool> {
     let float = add.old(x)?.i8_or(TENSOR_TYPE, 0)? == TENSOR_TYPE_FLOAT32;
     let rank4 = add.shape(x)?.len() == 4 && pads.len() == 8;
     let outer_unpadded = rank4 && pads[..2] == [0, 0] && pads[6..] == [0, 0];
-    if mode != MIRROR_PAD_REFLECT || !float || !outer_unpadded || pads.iter().any(|&p| p < 0) {
+    if mode != MIRROR_PAD_REFLECT
+        || !float
+        || !outer_unpadded
+        || pads.iter().any(|&p| !(0..=MAX_EXPANDED_PAD).contains(&p))
+    {
         return Ok(false);
     }
     let name = String::from_utf8_lossy(add.old(y)?.string(TENSOR_NAME)?.unwrap_or(b"mirror_pad"))
