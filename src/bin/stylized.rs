@@ -103,6 +103,9 @@ async fn run(cli: Cli) -> Result<()> {
     }
     gst::init().context("GStreamer does not initialise")?;
     gststylize::register_static().context("registering the stylize element")?;
+    // What would otherwise fail only at the first StartRecording: the folder (perhaps
+    // from --recordings) and the encoder element.
+    config.check_system(&cli.config)?;
 
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (events_tx, events_rx) = broadcast::channel(16);

@@ -1,12 +1,14 @@
 //! The daemon's TOML configuration: what it reads, its defaults (shared with the element
 //! through [`stylize::defaults`]) and the checks that name the bad key and its line.
 //! The enums (accelerator, container, input) are parsed by serde from their lowercase
-//! names, not by hand.
+//! names, not by hand, and every line number comes from the spans the `toml` parser
+//! gives, counted in the file's own text.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use stylize::{defaults, Accelerator};
 
 use crate::recording::Container;
@@ -48,10 +50,12 @@ pub struct StylizeConfig {
     pub inference_size: u32,
     /// CPU threads; 0 means one per core.
     pub threads: u32,
-    /// The style store; empty means the installed default.
+    /// The style store; unset or empty (`store = ""`) means the installed default.
+    #[serde(deserialize_with = "empty_path_is_unset")]
     pub store: Option<PathBuf>,
-    /// Where the GPU accelerator caches compiled programs; unset means the element's
-    /// default (systemd's CacheDirectory for the service).
+    /// Where the GPU accelerator caches compiled programs; unset or empty means the
+    /// element's default (systemd's CacheDirectory for the service).
+    #[serde(deserialize_with = "empty_path_is_unset")]
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -113,12 +117,20 @@ impl Default for RecordingConfig {
     }
 }
 
+/// `""` for a path means the same as leaving the key out.
+fn empty_path_is_unset<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    Ok(Option::<PathBuf>::deserialize(d)?.filter(|p| !p.as_os_str().is_empty()))
+}
+
+/// Why a config cannot be used. The Display text is the whole message, cause included
+/// (the element and the D-Bus errors print Display alone), so no variant also gives
+/// its cause as `source()`: a chain printer (`{:#}`) would print it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("config {path}: {message}")]
     Syntax { path: PathBuf, message: String },
@@ -126,6 +138,14 @@ pub enum ConfigError {
     Invalid {
         path: PathBuf,
         line: usize,
+        field: String,
+        problem: String,
+    },
+    /// A value that reads well but that this system cannot use ([`Config::check_system`]);
+    /// it may come from the command line, so no line is given.
+    #[error("config {path}: `{field}` {problem}")]
+    Unusable {
+        path: PathBuf,
         field: String,
         problem: String,
     },
@@ -195,9 +215,9 @@ impl TryFrom<String> for Input {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Self::parse(&text, path)
     }
@@ -212,11 +232,17 @@ impl Config {
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |section: &str, key: &str, problem: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line: line_of(text, section, key),
-            field: format!("{section}.{key}"),
-            problem,
+        let keys = Keys::of(text);
+        let invalid = |section: &str, key: &str, problem: String| {
+            let field = format!("{section}.{key}");
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: keys
+                    .span_of(&field)
+                    .map_or(0, |span| line_at(text, span.start).0),
+                field,
+                problem,
+            }
         };
         let sizes = defaults::INFERENCE_SIZE_RANGE;
         // Every integer with a range, in one table. The element's `threads` maximum;
@@ -297,61 +323,164 @@ impl Config {
     }
 }
 
-/// The toml error with its line made explicit, and the field it is about when the line
-/// sets one: "line 2, column 16: `recording.bitrate_kbps`: invalid type ...".
+impl Config {
+    /// Checks, at daemon start, what only this system can tell and what would otherwise
+    /// fail at the first StartRecording: the recordings folder can be a folder, and the
+    /// encoder element is installed. Needs `gst::init`. `path` is the config file, for
+    /// the message.
+    pub fn check_system(&self, path: &Path) -> Result<(), ConfigError> {
+        let unusable = |field: &str, problem: String| ConfigError::Unusable {
+            path: path.to_path_buf(),
+            field: field.into(),
+            problem,
+        };
+        let dir = &self.recording.directory;
+        // The first part of the path that exists must be a folder: create_dir_all makes
+        // the rest when a recording starts.
+        if let Some(existing) = dir.ancestors().find(|a| a.exists()) {
+            if !existing.is_dir() {
+                let problem = if existing == dir.as_path() {
+                    format!(
+                        "{} is a file, not a folder: set recording.directory (or \
+                         --recordings) to a folder",
+                        dir.display()
+                    )
+                } else {
+                    format!(
+                        "{} cannot be a folder: {} is a file; set recording.directory (or \
+                         --recordings) to a folder",
+                        dir.display(),
+                        existing.display()
+                    )
+                };
+                return Err(unusable("recording.directory", problem));
+            }
+        }
+        let encoder = self.recording.encoder.trim();
+        if gst::ElementFactory::find(encoder).is_none() {
+            return Err(unusable(
+                "recording.encoder",
+                format!(
+                    "{encoder:?} is not an installed GStreamer element: install the plugin \
+                     that has it (`gst-inspect-1.0 {encoder}` tells) or use x264enc"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The toml error with its line made explicit, and the field it is about when the toml
+/// parser can locate the keys: "line 2, column 16: `recording.bitrate_kbps`: invalid
+/// type ...".
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim().to_string();
     let Some(span) = e.span() else {
         return message;
     };
-    let start = span.start.min(text.len());
-    let line = text[..start].matches('\n').count() + 1;
-    let column = start - text[..start].rfind('\n').map_or(0, |i| i + 1) + 1;
-    match field_at(text, line) {
-        Some(field) if !message.contains(&field) => {
+    let (line, column) = line_at(text, span.start);
+    match Keys::of(text).at(text, span.start) {
+        Some(field) if !message.contains(field) => {
             format!("line {line}, column {column}: `{field}`: {message}")
         }
         _ => format!("line {line}, column {column}: {message}"),
     }
 }
 
-/// "section.key" for a `key = value` line, from the nearest table header above it.
-fn field_at(text: &str, line: usize) -> Option<String> {
-    let mut section = String::new();
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim();
-        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            section = name.trim().to_string();
-        }
-        if i + 1 == line {
-            let key = t.split_once('=')?.0.trim();
-            return Some(if section.is_empty() {
-                key.to_string()
-            } else {
-                format!("{section}.{key}")
-            });
-        }
-    }
-    None
+/// The 1-based line and column (in characters) of byte `at` of `text`. A byte order
+/// mark is part of the first line, as it is of the text the toml parser saw.
+fn line_at(text: &str, at: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..at.min(text.len())];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
 }
 
-/// The line where `key` is set inside `[section]`, or 0 when it is not in the file.
-fn line_of(text: &str, section: &str, key: &str) -> usize {
-    let mut current = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            current = name.trim().to_string();
-            continue;
-        }
-        let Some((k, _)) = t.split_once('=') else {
-            continue;
-        };
-        if current == section && k.trim() == key {
-            return i + 1;
-        }
+/// Every key of a TOML document by its dotted path ("stylize.blend" for `blend` under
+/// `[stylize]`, for `stylize.blend = ..` and for `stylize = { blend = .. }` alike), with
+/// the span of the key as the toml parser located it (a value has no span when it is a
+/// table made by a dotted key). Empty when the text does not parse.
+#[derive(Default)]
+struct Keys(Vec<(String, Range<usize>)>);
+
+impl Keys {
+    fn of(text: &str) -> Keys {
+        toml::from_str(text).unwrap_or_default()
     }
-    0
+
+    /// Where `field` is set.
+    fn span_of(&self, field: &str) -> Option<Range<usize>> {
+        self.0
+            .iter()
+            .find(|(path, _)| path == field)
+            .map(|(_, key)| key.clone())
+    }
+
+    /// The key that byte `at` of `text` belongs to: the last one that starts before it
+    /// on its line (so `blend` in `stylize = { blend = "x" }` for the "x").
+    fn at(&self, text: &str, at: usize) -> Option<&str> {
+        let line = line_at(text, at).0;
+        self.0
+            .iter()
+            .filter(|(_, key)| key.start <= at && line_at(text, key.start).0 == line)
+            .max_by_key(|(_, key)| key.start)
+            .map(|(path, _)| path.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Keys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Keys;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any TOML value")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = map.next_key::<toml::Spanned<String>>()? {
+                    let span = key.span();
+                    let key = key.into_inner();
+                    for (path, at) in map.next_value::<Keys>()?.0 {
+                        keys.push((format!("{key}.{path}"), at));
+                    }
+                    keys.push((key, span));
+                }
+                Ok(Keys(keys))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Keys, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Keys::default())
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<Keys, E> {
+                Ok(Keys::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Keys, E> {
+                Ok(Keys::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Keys, E> {
+                Ok(Keys::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Keys, E> {
+                Ok(Keys::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Keys, E> {
+                Ok(Keys::default())
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 #[cfg(test)]
@@ -455,6 +584,304 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("line 2") && e.contains(key), "{text}: {e}");
+        }
+    }
+
+    /// Issue 13, fault 1: the line came from a hand-written lookup that knew only
+    /// `[section]` lines and `key = value`, and said line 0 (or a line in another
+    /// section) for everything else. Each of these has the bad value on line 3.
+    #[test]
+    fn lines_come_from_the_toml_spans_whatever_the_layout() {
+        for (layout, text) in [
+            ("header comments", "# stylized\n[stylize]\nblend = 2.5\n"),
+            ("a dotted key", "# stylized\n\nstylize.blend = 2.5\n"),
+            (
+                "an inline table",
+                "# stylized\n\nstylize = { style = \"monet\", blend = 2.5 }\n",
+            ),
+            ("a quoted key", "# stylized\n[stylize]\n\"blend\" = 2.5\n"),
+            (
+                "a byte order mark",
+                "\u{feff}# stylized\n[stylize]\nblend = 2.5\n",
+            ),
+            (
+                "a header with a comment",
+                "[source]\n[stylize] # the network\nblend = 2.5\n",
+            ),
+            (
+                "a key in another section",
+                "[recording]\n[stylize]\nblend = 2.5\n",
+            ),
+        ] {
+            let e = Config::parse(text, Path::new("c.toml")).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { line: 3, field, .. } if field == "stylize.blend"),
+                "{layout}: {e}"
+            );
+        }
+        // Type errors too: the toml parser's span, and the key it points into.
+        for (layout, text) in [
+            ("an inline table", "\n\nstylize = { blend = \"x\" }\n"),
+            ("a dotted key", "\n\nstylize.blend = \"x\"\n"),
+            ("a byte order mark", "\u{feff}\n[stylize]\nblend = \"x\"\n"),
+            ("an unknown key", "[source]\n\nwidht = 3\n"),
+        ] {
+            let e = Config::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("line 3, column"), "{layout}: {e}");
+            assert!(
+                e.contains("`stylize.blend`") || e.contains("widht"),
+                "{layout}: {e}"
+            );
+        }
+    }
+
+    /// Issue 13, fault 2: `store = ""` is what the example config and the field's doc
+    /// call the default, and it failed when the daemon loaded a store named "".
+    #[test]
+    fn an_empty_store_or_cache_dir_means_the_default() {
+        let c = Config::parse(
+            "[stylize]\nstore = \"\"\ncache_dir = \"\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.stylize.store, None);
+        assert_eq!(c.stylize.cache_dir, None);
+        let c = Config::parse("[stylize]\nstore = \"/s.json\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.stylize.store, Some(PathBuf::from("/s.json")));
+        let example = include_str!("../../config/stylized.toml");
+        assert!(
+            example.contains("(store = \"\")"),
+            "the example documents it"
+        );
+    }
+
+    /// Issue 13, fault 3: the cause was both in the text and the `source()`, so the
+    /// daemon's `{:#}` printed it twice.
+    #[test]
+    fn an_unreadable_config_names_its_cause_once() {
+        let e = Config::load(Path::new("/nonexistent/stylized.toml")).unwrap_err();
+        let printed = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(
+            printed,
+            "cannot read config /nonexistent/stylized.toml: No such file or directory (os error 2)"
+        );
+    }
+
+    /// Issue 13, fault 4: a recordings "folder" that is a file, or an encoder that is not
+    /// installed, failed only at StartRecording; `check_system` (run at daemon start)
+    /// says what to fix.
+    #[test]
+    fn the_recordings_folder_and_the_encoder_are_checked_at_start() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("recordings");
+        std::fs::write(&file, b"").unwrap();
+        let path = Path::new("c.toml");
+        let mut c = Config::default();
+        c.recording.directory = dir.path().join("new/recordings");
+        c.check_system(path).unwrap();
+
+        c.recording.directory = file.clone();
+        let e = c.check_system(path).unwrap_err().to_string();
+        assert!(
+            e.contains("`recording.directory`") && e.contains("is a file, not a folder"),
+            "{e}"
+        );
+        c.recording.directory = file.join("inside");
+        let e = c.check_system(path).unwrap_err().to_string();
+        assert!(e.contains(&format!("{} is a file", file.display())), "{e}");
+
+        c.recording.directory = dir.path().to_path_buf();
+        c.recording.encoder = "x265nosuchenc".into();
+        let e = c.check_system(path).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "`recording.encoder` \"x265nosuchenc\" is not an installed GStreamer element"
+            ),
+            "{e}"
+        );
+    }
+
+    /// Mutation test of the config parser: the example config and a short one with
+    /// dotted keys and an inline table, with bytes flipped and replaced, TOML tokens
+    /// inserted (headers, quotes, dotted keys, a BOM, CRs, huge numbers), ranges removed
+    /// or repeated, and cuts. Whatever the text, `parse` gives a config or a
+    /// `ConfigError` naming the file, with a line that is in the file; never a panic.
+    mod mutations {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+        use std::cell::Cell;
+        use std::time::{Duration, Instant};
+
+        /// 50000 take about a second on two busy cores (the count is printed).
+        const CASES: u32 = 50_000;
+        const MAX_CASE_TIME: Duration = Duration::from_secs(2);
+        /// A BOM, a header comment, a dotted key, a quoted key and an inline table.
+        const SHORT: &str = "\u{feff}# header\nsource.input = \"test\"\n\
+                             recording = { bitrate_kbps = 4000 }\n[stylize]\n\"blend\" = 0.5\n\
+                             [display]\nenabled = true\n";
+
+        const TOKENS: &[&str] = &[
+            "[",
+            "]",
+            "[[",
+            "]]",
+            "=",
+            "\"",
+            "'",
+            "\"\"\"",
+            "'''",
+            "{",
+            "}",
+            ",",
+            ".",
+            "#",
+            "\n",
+            "\r",
+            "\r\n",
+            "\t",
+            "\\",
+            "\\u0000",
+            "\\uD800",
+            "\u{feff}",
+            "é",
+            "\u{0}",
+            "[stylize]\n",
+            "[source]\n",
+            "[recording]\n",
+            "[display]\n",
+            "stylize.blend = 2\n",
+            "display.enabled = true\n",
+            "x = 1\n",
+            "blend = 1.5\n",
+            "threads = 999\n",
+            "width = 0\n",
+            "= 1\n",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "99999999999999999999",
+            "1e999",
+            "nan",
+            "inf",
+            "-0.0",
+            "1979-05-27T07:32:00Z",
+            "true",
+            "{ a = 1 }",
+            "[1, 2]",
+            "store = \"\"\n",
+            "directory = \"rel\"\n",
+        ];
+
+        #[derive(Clone, Debug)]
+        enum Mutation {
+            FlipBit(usize, u8),
+            SetByte(usize, u8),
+            Insert(usize, usize),
+            Remove(usize, u8),
+            Repeat(usize, u8),
+            Truncate(usize),
+        }
+
+        fn mutation() -> impl Strategy<Value = Mutation> {
+            prop_oneof![
+                1 => (any::<usize>(), 0u8..8).prop_map(|(a, b)| Mutation::FlipBit(a, b)),
+                1 => (any::<usize>(), any::<u8>()).prop_map(|(a, v)| Mutation::SetByte(a, v)),
+                3 => (any::<usize>(), 0..TOKENS.len()).prop_map(|(a, t)| Mutation::Insert(a, t)),
+                1 => (any::<usize>(), 1u8..40).prop_map(|(a, n)| Mutation::Remove(a, n)),
+                1 => (any::<usize>(), 1u8..80).prop_map(|(a, n)| Mutation::Repeat(a, n)),
+                1 => any::<usize>().prop_map(Mutation::Truncate),
+            ]
+        }
+
+        fn apply(text: &str, mutations: &[Mutation]) -> Vec<u8> {
+            let mut b = text.as_bytes().to_vec();
+            for m in mutations {
+                let len = b.len();
+                let at = |i: usize| i % (len + 1);
+                match *m {
+                    Mutation::FlipBit(i, bit) if len > 0 => b[i % len] ^= 1 << bit,
+                    Mutation::SetByte(i, v) if len > 0 => b[i % len] = v,
+                    Mutation::Insert(i, t) => {
+                        b.splice(at(i)..at(i), TOKENS[t].bytes());
+                    }
+                    Mutation::Remove(i, n) => {
+                        let i = at(i);
+                        b.drain(i..(i + n as usize).min(len));
+                    }
+                    Mutation::Repeat(i, n) => {
+                        let i = at(i);
+                        let piece = b[i..(i + n as usize).min(len)].to_vec();
+                        b.splice(i..i, piece);
+                    }
+                    Mutation::Truncate(n) => b.truncate(n % (len + 1)),
+                    _ => {}
+                }
+            }
+            b
+        }
+
+        #[test]
+        fn mutated_configs_give_a_config_or_an_error_with_a_real_line() {
+            let texts = [include_str!("../../config/stylized.toml"), SHORT];
+            let config = ProptestConfig {
+                cases: CASES,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            };
+            let (cases, parsed) = (Cell::new(0u32), Cell::new(0u32));
+            let started = Instant::now();
+            let result = TestRunner::new(config).run(
+                &(0..texts.len(), prop::collection::vec(mutation(), 1..6)),
+                |(text, mutations)| {
+                    cases.set(cases.get() + 1);
+                    let bytes = apply(texts[text], &mutations);
+                    // A file that is not UTF-8 fails in `load`; the rest goes to `parse`.
+                    let text = String::from_utf8_lossy(&bytes);
+                    let start = Instant::now();
+                    let result = Config::parse(&text, Path::new("/etc/stylized/mutated.toml"));
+                    prop_assert!(start.elapsed() < MAX_CASE_TIME, "{:?}", start.elapsed());
+                    let lines = text.split('\n').count();
+                    match result {
+                        Ok(_) => parsed.set(parsed.get() + 1),
+                        Err(e) => {
+                            let message = e.to_string();
+                            prop_assert!(
+                                message.starts_with("config /etc/stylized/mutated.toml"),
+                                "{message}"
+                            );
+                            if let ConfigError::Invalid { line, field, .. } = &e {
+                                // The line is in the file and sets the key.
+                                prop_assert!((1..=lines).contains(line), "{message}");
+                                let key = field.rsplit('.').next().unwrap_or(field);
+                                let text_line = text.split('\n').nth(line - 1).unwrap_or("");
+                                prop_assert!(text_line.contains(key), "{message}: {text_line:?}");
+                            }
+                            if let Some(rest) = message.split(": line ").nth(1) {
+                                let line: usize = rest
+                                    .split(',')
+                                    .next()
+                                    .and_then(|n| n.parse().ok())
+                                    .unwrap_or(0);
+                                prop_assert!((1..=lines).contains(&line), "{message}");
+                            }
+                        }
+                    }
+                    Ok(())
+                },
+            );
+            if let Err(e) = result {
+                panic!("{e}");
+            }
+            eprintln!(
+                "config mutation cases: {} in {:.1?} ({} still valid configs)",
+                cases.get(),
+                started.elapsed(),
+                parsed.get()
+            );
+            assert_eq!(cases.get(), CASES);
         }
     }
 }
