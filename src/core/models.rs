@@ -27,14 +27,16 @@ pub struct ModelEntry {
     pub sha256: String,
 }
 
+/// Why a model cannot be fetched or checked. The text carries any cause, so none is
+/// also the `source()` (a chain would print it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("model manifest is invalid: {0}")]
-    Manifest(#[from] serde_json::Error),
-    #[error("{path}: {source}")]
+    Manifest(serde_json::Error),
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: truncated or wrong file: {found} bytes, the manifest says {expected}")]
     Size {
@@ -55,7 +57,7 @@ pub enum FetchError {
 }
 
 pub fn manifest() -> Result<Manifest, FetchError> {
-    Ok(serde_json::from_str(MANIFEST_JSON)?)
+    serde_json::from_str(MANIFEST_JSON).map_err(FetchError::Manifest)
 }
 
 impl Manifest {
@@ -71,9 +73,9 @@ pub fn file_for(role: &str) -> Option<String> {
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
-    let io = |source| FetchError::Io {
+    let io = |cause| FetchError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();
@@ -95,9 +97,9 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Checks one file against its manifest entry.
 pub fn verify(entry: &ModelEntry, path: &Path) -> Result<(), FetchError> {
     let found = std::fs::metadata(path)
-        .map_err(|source| FetchError::Io {
+        .map_err(|cause| FetchError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?
         .len();
     if found != entry.size {
@@ -135,7 +137,7 @@ pub fn fetch(
 ) -> Result<FetchOutcome, FetchError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| FetchError::Io { path, source }
+        move |cause| FetchError::Io { path, cause }
     };
     std::fs::create_dir_all(dest_dir).map_err(io(dest_dir))?;
     let dest = dest_dir.join(&entry.file);
@@ -194,7 +196,7 @@ pub fn fetch(
     })?;
     partial.persist(&dest).map_err(|e| FetchError::Io {
         path: dest.clone(),
-        source: e.error,
+        cause: e.error,
     })?;
     Ok(outcome)
 }

@@ -20,15 +20,22 @@ const TICK: Duration = Duration::from_millis(100);
 const FINISH_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Why the camera pipeline could not be built; the fault shown over D-Bus.
+/// Why the camera pipeline could not be built; the fault shown over D-Bus. The text
+/// carries the cause, so it is not also the `source()` (a chain would print it twice).
 #[derive(Debug, thiserror::Error)]
 enum BuildError {
     #[error("cannot build the pipeline: {0}")]
-    Parse(#[from] gst::glib::Error),
+    Parse(gst::glib::Error),
     #[error("the pipeline has no {0}")]
     Missing(&'static str),
     #[error("the pipeline description does not make a pipeline")]
     NotAPipeline,
+}
+
+impl From<gst::glib::Error> for BuildError {
+    fn from(e: gst::glib::Error) -> Self {
+        BuildError::Parse(e)
+    }
 }
 
 struct Live {

@@ -49,7 +49,8 @@ impl Container {
     }
 }
 
-/// Why a recording could not start, or did not end cleanly.
+/// Why a recording could not start, or did not end cleanly. The text carries any cause,
+/// so none is also the `source()` (a chain would print it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     #[error("GStreamer element {0} is not installed")]
@@ -58,10 +59,10 @@ pub enum RecordingError {
     Build(String),
     #[error("cannot start writing {}", .0.display())]
     Start(PathBuf),
-    #[error("cannot create the recordings folder {}: {source}", path.display())]
+    #[error("cannot create the recordings folder {}: {cause}", path.display())]
     Folder {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// What the recording pipeline reported (a full disk, a write error).
     #[error("{0}")]
@@ -371,9 +372,9 @@ impl Recording {
         name: &str,
         feed: &FeedSlot,
     ) -> Result<Recording, RecordingError> {
-        std::fs::create_dir_all(&config.directory).map_err(|source| RecordingError::Folder {
+        std::fs::create_dir_all(&config.directory).map_err(|cause| RecordingError::Folder {
             path: config.directory.clone(),
-            source,
+            cause,
         })?;
         let path = segment_path(config, name, 0);
         let file = Recorder::start(config, framerate, &path, feed)?;
@@ -434,10 +435,10 @@ impl Recording {
             }
         }
         // The folder may have been removed meanwhile.
-        std::fs::create_dir_all(&self.config.directory).map_err(|source| {
+        std::fs::create_dir_all(&self.config.directory).map_err(|cause| {
             RecordingError::Folder {
                 path: self.config.directory.clone(),
-                source,
+                cause,
             }
         })?;
         let file = Recorder::start(&self.config, self.framerate, &self.path, &self.feed)?;

@@ -3,20 +3,21 @@
 
 use std::path::Path;
 
-/// Why a snapshot could not be written.
+/// Why a snapshot could not be written. The text carries any cause, so none is also the
+/// `source()` (a chain would print it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("the frame has no {0}")]
     Incomplete(&'static str),
     #[error("cannot convert the frame to RGB: {0}")]
     Convert(String),
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {cause}", path.display())]
     Write {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot encode the PNG: {0}")]
-    Encode(#[from] image::ImageError),
+    Encode(image::ImageError),
 }
 
 /// Converts a sample to packed RGB and writes it to `path` as PNG.
@@ -50,9 +51,9 @@ pub fn write_png(sample: &gst::Sample, path: &Path) -> Result<(), SnapshotError>
     for y in 0..h as usize {
         packed.extend_from_slice(&map[y * stride..y * stride + w as usize * 3]);
     }
-    let write = |source| SnapshotError::Write {
+    let write = |cause| SnapshotError::Write {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(write)?;
@@ -71,7 +72,8 @@ pub fn write_png(sample: &gst::Sample, path: &Path) -> Result<(), SnapshotError>
         h,
         image::ExtendedColorType::Rgb8,
         image::ImageFormat::Png,
-    )?;
+    )
+    .map_err(SnapshotError::Encode)?;
     tmp.persist(path).map_err(|e| write(e.error))?;
     Ok(())
 }
