@@ -208,25 +208,69 @@ fn add(
     Ok(())
 }
 
+/// Why a style image cannot be used. Each message names the file.
+#[derive(Debug, thiserror::Error)]
+enum ImageError {
+    #[error("cannot read image {}: {cause}", path.display())]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{} is not a JPEG or PNG image", path.display())]
+    Format { path: PathBuf },
+    #[error("{} is truncated: the JPEG has no end-of-image marker", path.display())]
+    Truncated { path: PathBuf },
+    #[error("cannot decode image {}: {cause}", path.display())]
+    Decode {
+        path: PathBuf,
+        cause: image::ImageError,
+    },
+}
+
+/// The largest style image side: the prediction network sees 256x256, and a header that
+/// claims more is more likely damaged than a real picture.
+const MAX_IMAGE_SIDE: u32 = 16_384;
+/// The most the decoder may allocate for one image (an RGBA picture of 8192x8192 is
+/// 256 MiB); a damaged header cannot make it ask for gigabytes.
+const MAX_IMAGE_ALLOC: u64 = 512 << 20;
+
+/// Reads and decodes an image file to RGB.
+fn load_rgb(path: &Path) -> Result<image::RgbImage, ImageError> {
+    let bytes = std::fs::read(path).map_err(|cause| ImageError::Read {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    decode_rgb(&bytes, path)
+}
+
 /// Decodes an image to RGB. A JPEG must end with its end-of-image marker: the decoder
 /// would otherwise fill a cut-off file with grey and give a wrong vector silently.
-fn load_rgb(path: &Path) -> Result<image::RgbImage> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
-    let format = image::guess_format(&bytes)
-        .with_context(|| format!("{} is not a JPEG or PNG image", path.display()))?;
+fn decode_rgb(bytes: &[u8], path: &Path) -> Result<image::RgbImage, ImageError> {
+    let format = image::guess_format(bytes)
+        .ok()
+        .filter(|f| matches!(f, image::ImageFormat::Jpeg | image::ImageFormat::Png))
+        .ok_or_else(|| ImageError::Format {
+            path: path.to_path_buf(),
+        })?;
     if format == image::ImageFormat::Jpeg {
         let end = bytes.iter().rposition(|&b| b != 0).unwrap_or(0);
         if end < 1 || bytes[end - 1..=end] != [0xff, 0xd9] {
-            bail!(
-                "{} is truncated: the JPEG has no end-of-image marker",
-                path.display()
-            );
+            return Err(ImageError::Truncated {
+                path: path.to_path_buf(),
+            });
         }
     }
-    Ok(image::load_from_memory_with_format(&bytes, format)
-        .with_context(|| format!("cannot decode image {}", path.display()))?
-        .to_rgb8())
+    let decode = |cause| ImageError::Decode {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    reader.limits(limits);
+    Ok(reader.decode().map_err(decode)?.to_rgb8())
 }
 
 fn has_image_extension(path: &Path) -> bool {
@@ -261,4 +305,211 @@ fn name_from_id(id: &str) -> String {
         })
         .collect::<Vec<String>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    //! Mutation test of the style image decoding: the shared style images (PNG, baseline
+    //! and progressive JPEG) and small re-encodings of them, with bits flipped, header
+    //! words overwritten (sizes, chunk and segment lengths), ranges removed or repeated,
+    //! and cuts. Whatever the bytes, `decode_rgb` gives a picture or an `ImageError`
+    //! naming the file; never a panic, a hang or an allocation past the limit.
+
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+
+    /// 10000 take about 5 s on two busy cores (the count is printed).
+    const CASES: u32 = 10_000;
+    const MAX_CASE_TIME: Duration = Duration::from_secs(5);
+
+    /// This test binary's allocator: the system's, recording the largest single
+    /// allocation of each thread.
+    struct Watched;
+
+    thread_local! {
+        static LARGEST: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn note(size: usize) {
+        let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+    }
+
+    // SAFETY: every call is passed to `System` unchanged; `note` does not allocate.
+    unsafe impl GlobalAlloc for Watched {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            note(layout.size());
+            System.alloc(layout)
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            note(layout.size());
+            System.alloc_zeroed(layout)
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            note(new_size);
+            System.realloc(ptr, layout, new_size)
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            System.dealloc(ptr, layout)
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Watched = Watched;
+
+    fn styles_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/styles")
+    }
+
+    /// The images the mutations start from: a few shared style images as they are, and
+    /// each of them shrunk to 40x30 and written again as PNG and as JPEG, where a
+    /// mutation lands on a header or a table more often than in the picture data.
+    fn seeds() -> Vec<(String, Vec<u8>)> {
+        let mut seeds = Vec::new();
+        for name in [
+            "klimt.png",
+            "monet.png",
+            "udnie.jpg",
+            "monet_charing_cross.jpg",
+            "delaunay.jpg",
+        ] {
+            let path = styles_dir().join(name);
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "the image mutation test needs the shared style images and {} is \
+                     missing ({e}); they come with the project's shared data (../shared)",
+                    path.display()
+                )
+            });
+            let full = decode_rgb(&bytes, &path).expect("a shared style image decodes");
+            let small = image::imageops::thumbnail(&full, 40, 30);
+            for format in [image::ImageFormat::Png, image::ImageFormat::Jpeg] {
+                let mut out = std::io::Cursor::new(Vec::new());
+                small.write_to(&mut out, format).expect("encodes");
+                seeds.push((format!("{name} at 40x30 as {format:?}"), out.into_inner()));
+            }
+            seeds.push((name.to_string(), bytes));
+        }
+        seeds
+    }
+
+    #[derive(Clone, Debug)]
+    enum Mutation {
+        FlipBit(usize, u8),
+        SetByte(usize, u8),
+        /// Big-endian, as PNG and JPEG store sizes and lengths.
+        SetU16(usize, u16),
+        SetU32(usize, u32),
+        Remove(usize, u16),
+        Repeat(usize, u16),
+        Truncate(usize),
+    }
+
+    /// Most mutations land in the first 512 bytes, where the headers are.
+    fn at() -> impl Strategy<Value = usize> {
+        prop_oneof![3 => 0usize..512, 1 => any::<usize>()]
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            3 => (at(), 0u8..8).prop_map(|(a, b)| Mutation::FlipBit(a, b)),
+            2 => (at(), any::<u8>()).prop_map(|(a, v)| Mutation::SetByte(a, v)),
+            2 => (at(), prop_oneof![Just(0u16), Just(u16::MAX), Just(0x8000), any::<u16>()])
+                .prop_map(|(a, v)| Mutation::SetU16(a, v)),
+            2 => (at(), prop_oneof![Just(0u32), Just(u32::MAX), Just(0x7fff_ffff), any::<u32>()])
+                .prop_map(|(a, v)| Mutation::SetU32(a, v)),
+            1 => (at(), 1u16..256).prop_map(|(a, n)| Mutation::Remove(a, n)),
+            1 => (at(), 1u16..256).prop_map(|(a, n)| Mutation::Repeat(a, n)),
+            1 => any::<usize>().prop_map(Mutation::Truncate),
+        ]
+    }
+
+    fn apply(seed: &[u8], mutations: &[Mutation]) -> Vec<u8> {
+        let mut b = seed.to_vec();
+        for m in mutations {
+            let len = b.len();
+            if len == 0 {
+                break;
+            }
+            let put = |b: &mut Vec<u8>, at: usize, v: &[u8]| {
+                let at = at % len;
+                let end = (at + v.len()).min(len);
+                b[at..end].copy_from_slice(&v[..end - at]);
+            };
+            match *m {
+                Mutation::FlipBit(i, bit) => b[i % len] ^= 1 << bit,
+                Mutation::SetByte(i, v) => b[i % len] = v,
+                Mutation::SetU16(i, v) => put(&mut b, i, &v.to_be_bytes()),
+                Mutation::SetU32(i, v) => put(&mut b, i, &v.to_be_bytes()),
+                Mutation::Remove(i, n) => {
+                    let i = i % len;
+                    b.drain(i..(i + n as usize).min(len));
+                }
+                Mutation::Repeat(i, n) => {
+                    let i = i % len;
+                    let piece = b[i..(i + n as usize).min(len)].to_vec();
+                    b.splice(i..i, piece);
+                }
+                Mutation::Truncate(n) => b.truncate(n % (len + 1)),
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn mutated_style_images_decode_or_give_an_error_naming_the_file() {
+        let seeds = seeds();
+        let config = ProptestConfig {
+            cases: CASES,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        let (cases, decoded) = (Cell::new(0u32), Cell::new(0u32));
+        let path = Path::new("/home/user/styles/mutated.img");
+        let started = Instant::now();
+        let result = TestRunner::new(config).run(
+            &(0..seeds.len(), prop::collection::vec(mutation(), 1..5)),
+            |(seed, mutations)| {
+                cases.set(cases.get() + 1);
+                let bytes = apply(&seeds[seed].1, &mutations);
+                LARGEST.with(|l| l.set(0));
+                let start = Instant::now();
+                let result = decode_rgb(&bytes, path);
+                let (took, largest) = (start.elapsed(), LARGEST.with(|l| l.get()));
+                prop_assert!(took < MAX_CASE_TIME, "{}: {took:?}", seeds[seed].0);
+                prop_assert!(
+                    largest as u64 <= MAX_IMAGE_ALLOC,
+                    "{}: one allocation of {largest} bytes",
+                    seeds[seed].0
+                );
+                match result {
+                    Ok(rgb) => {
+                        decoded.set(decoded.get() + 1);
+                        prop_assert!(rgb.width() > 0 && rgb.height() > 0);
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        prop_assert!(
+                            message.contains("/home/user/styles/mutated.img"),
+                            "{message}"
+                        );
+                    }
+                }
+                Ok(())
+            },
+        );
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+        eprintln!(
+            "style image mutation cases: {} in {:.1?} ({} still decode)",
+            cases.get(),
+            started.elapsed(),
+            decoded.get()
+        );
+        assert_eq!(cases.get(), CASES);
+    }
 }
