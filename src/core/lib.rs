@@ -10,6 +10,7 @@
 //! - [`motion`]: the camera's global motion, so the hold follows pans;
 //! - [`auto`]: what `accelerator=auto` picks, by measurement;
 //! - [`vulkan`]: the machine's Vulkan devices, so `auto` never picks a software one;
+//! - [`native_log`]: what LiteRT prints on stderr, routed to `tracing` during our calls;
 //! - [`resample`]: Pillow-compatible bilinear resizing;
 //! - [`store`]: the style store;
 //! - [`models`]: the model manifest and fetch step;
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod litert;
 pub mod models;
 pub mod motion;
+pub mod native_log;
 pub mod paths;
 pub mod resample;
 pub mod store;
