@@ -84,7 +84,11 @@ pub enum VulkanError {
 /// while a pipeline runs, and instance creation loads every driver).
 pub fn devices() -> Result<Vec<Device>, VulkanError> {
     static DEVICES: OnceLock<Result<Vec<Device>, VulkanError>> = OnceLock::new();
-    DEVICES.get_or_init(read_devices).clone()
+    // Drivers may print as the instance loads them (Mesa's "MESA-INTEL: warning: …"):
+    // routed like LiteRT's lines (see crate::native_log).
+    DEVICES
+        .get_or_init(|| crate::native_log::routed(read_devices))
+        .clone()
 }
 
 /// The hardware device the GPU accelerator would most likely take (discrete before

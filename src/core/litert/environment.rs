@@ -60,11 +60,15 @@ impl Environment {
             });
         }
         let mut raw = ptr::null_mut();
+        // It prints which accelerators it registers: routed (see crate::native_log).
         // SAFETY: the options array and the string it points to outlive the call and the
         // environment (`_library_dir` is kept).
-        check("LiteRtCreateEnvironment", unsafe {
-            (rt.api.create_environment)(options.len() as i32, options.as_ptr(), &mut raw)
-        })?;
+        check(
+            "LiteRtCreateEnvironment",
+            crate::native_log::routed(|| unsafe {
+                (rt.api.create_environment)(options.len() as i32, options.as_ptr(), &mut raw)
+            }),
+        )?;
         Ok(Arc::new(Environment {
             rt,
             raw,
@@ -80,7 +84,8 @@ impl Environment {
 
 impl Drop for Environment {
     fn drop(&mut self) {
+        // It prints as it unregisters the accelerators (and the GPU writes its cache).
         // SAFETY: created by LiteRtCreateEnvironment; every model holds an Arc to us.
-        unsafe { (self.rt.api.destroy_environment)(self.raw) }
+        crate::native_log::routed(|| unsafe { (self.rt.api.destroy_environment)(self.raw) })
     }
 }

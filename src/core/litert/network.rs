@@ -38,7 +38,20 @@ unsafe impl Send for Network {}
 impl Network {
     /// Compiles `bytes` (a .tflite flatbuffer). `input_dims` resizes named inputs before
     /// the buffers are made, for models whose graph was rewritten for another size.
+    ///
+    /// LiteRT prints as it loads and compiles (the GPU accelerator a lot more): the whole
+    /// of it runs with stderr routed (see [`crate::native_log`]).
     pub fn new(
+        env: Arc<Environment>,
+        bytes: Arc<[u8]>,
+        accelerator: Accelerator,
+        threads: usize,
+        input_dims: &[(&str, &[i32])],
+    ) -> Result<Network, LiteRtError> {
+        crate::native_log::routed(|| Self::build(env, bytes, accelerator, threads, input_dims))
+    }
+
+    fn build(
         env: Arc<Environment>,
         bytes: Arc<[u8]>,
         accelerator: Accelerator,
@@ -397,10 +410,12 @@ fn element_count(dims: &[i32]) -> usize {
 
 impl Drop for Network {
     fn drop(&mut self) {
-        let api = &self.env.rt.api;
+        let env = self.env.clone();
+        let api = &env.rt.api;
+        // Routed like the creation: a GPU model prints as it goes.
         // SAFETY: each handle was created by this Network and is destroyed once, buffers
         // and compiled model before the model they came from.
-        unsafe {
+        crate::native_log::routed(|| unsafe {
             for b in self
                 .input_buffers
                 .drain(..)
@@ -412,6 +427,6 @@ impl Drop for Network {
                 (api.destroy_compiled_model)(self.compiled);
             }
             (api.destroy_model)(self.model);
-        }
+        })
     }
 }
