@@ -4,7 +4,9 @@
 //! into the core under a scoped subscriber ([`scoped`]) that forwards the core's events
 //! to the same category, so `GST_DEBUG=stylize:5` shows both. Scoped, not global: the
 //! program stays free to set its own subscriber later, and one that has set it (the
-//! daemon: journald or stderr) gets the core's logs instead.
+//! daemon: journald or stderr) gets the core's logs instead. What LiteRT prints on
+//! stderr during the core's calls comes the same way (`stylize::native_log`, target
+//! `litert`, at debug but for LiteRT's errors).
 
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +39,9 @@ pub fn forward_core_logs() {
     // Checked once, here: after the first scoped call, `has_been_set` is true anyway.
     if !tracing::dispatcher::has_been_set() {
         FORWARD.store(true, Ordering::Relaxed);
+        // What LiteRT prints during the core's calls goes to the same category, also
+        // from calls outside `scoped` (an engine dropped when the element stops).
+        stylize::native_log::set_dispatch(TO_GSTREAMER.clone());
     }
 }
 
