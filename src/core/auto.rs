@@ -81,12 +81,19 @@ pub enum Plan {
     },
 }
 
-/// The CPU engine, and whether there is a GPU to race it against.
+/// The CPU engine, and whether there is a GPU to race it against. Without one, one
+/// warning is logged that says so and why: the one line a CPU-only machine shows (in the
+/// daemon's log; `GST_DEBUG=stylize:2` in a GStreamer program). It is a log line, not an
+/// engine warning ([`Engine::warning`]), which the element would post on the bus as a
+/// fault: choosing the CPU is none.
 pub fn plan(config: &EngineConfig) -> Result<Plan, EngineError> {
     let cpu = Engine::on_cpu(&on(config, Accelerator::Cpu))?;
     Ok(match gpu_to_race(config)? {
         Ok(device) => Plan::Race { device, cpu },
-        Err(why) => Plan::Decided(cpu, cpu_choice(format!("cpu: no GPU to race ({why})"))),
+        Err(why) => {
+            tracing::warn!("no GPU, running on the CPU: {why}");
+            Plan::Decided(cpu, cpu_choice(format!("cpu: no GPU to race ({why})")))
+        }
     })
 }
 
