@@ -32,17 +32,17 @@ pub enum EngineError {
     #[error(transparent)]
     LiteRt(#[from] LiteRtError),
     #[error(
-        "model file {path} is missing: {source}. Fetch the models with \
+        "model file {path} is missing: {cause}. Fetch the models with \
          `cargo run --release --bin stylize-models -- fetch` (add --mirror DIR for a local copy)"
     )]
     ModelMissing {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("model file {path} cannot be used: {source}")]
-    BadModel { path: PathBuf, source: ModelError },
-    #[error("model file {path} cannot be used: {source}")]
-    BadModelRuntime { path: PathBuf, source: LiteRtError },
+    #[error("model file {path} cannot be used: {cause}")]
+    BadModel { path: PathBuf, cause: ModelError },
+    #[error("model file {path} cannot be used: {cause}")]
+    BadModelRuntime { path: PathBuf, cause: LiteRtError },
     #[error("the GPU accelerator is not available: {0}")]
     GpuUnavailable(String),
     #[error(
@@ -53,21 +53,21 @@ pub enum EngineError {
     #[error("frame of {width}x{height} is outside the supported sizes")]
     BadFrame { width: usize, height: usize },
     /// The network cannot be rewritten for this inference size (width, height).
-    #[error("the network cannot run at {}x{}: {source}", .infer.0, .infer.1)]
+    #[error("the network cannot run at {}x{}: {cause}", .infer.0, .infer.1)]
     InferenceSize {
         infer: (usize, usize),
-        source: ModelError,
+        cause: ModelError,
     },
     #[error(
         "a {width}x{height} frame cannot be stylized: the network cannot run at its \
-         inference size {}x{} ({source}); change the frame's size or inference-size",
+         inference size {}x{} ({cause}); change the frame's size or inference-size",
         .infer.0, .infer.1
     )]
     FrameSize {
         width: usize,
         height: usize,
         infer: (usize, usize),
-        source: ModelError,
+        cause: ModelError,
     },
 }
 
@@ -157,9 +157,9 @@ pub fn default_threads() -> usize {
 fn read_model(path: &Path) -> Result<Arc<[u8]>, EngineError> {
     std::fs::read(path)
         .map(Arc::from)
-        .map_err(|source| EngineError::ModelMissing {
+        .map_err(|cause| EngineError::ModelMissing {
             path: path.to_path_buf(),
-            source,
+            cause,
         })
 }
 
@@ -263,9 +263,9 @@ impl Engine {
         let env = Environment::cpu_only(rt)?;
         let path = transfer_path(config, Accelerator::Cpu);
         let bytes = read_model(&path)?;
-        tflite::inspect_transfer(&bytes).map_err(|source| EngineError::BadModel {
+        tflite::inspect_transfer(&bytes).map_err(|cause| EngineError::BadModel {
             path: path.clone(),
-            source,
+            cause,
         })?;
         Ok(Self::assemble(config, env, Accelerator::Cpu, path, bytes))
     }
@@ -276,9 +276,9 @@ impl Engine {
         let rt = Runtime::shared(config.library.as_deref())?;
         let path = transfer_path(config, Accelerator::Gpu);
         let bytes = read_model(&path)?;
-        tflite::inspect_transfer(&bytes).map_err(|source| EngineError::BadModel {
+        tflite::inspect_transfer(&bytes).map_err(|cause| EngineError::BadModel {
             path: path.clone(),
-            source,
+            cause,
         })?;
         if let Some(reason) = gpu_block_reason(&rt) {
             return Err(EngineError::GpuUnavailable(reason));
@@ -389,10 +389,10 @@ impl Engine {
     /// The transfer network for an inference size, compiled on first use and kept.
     fn transfer(&mut self, width: usize, height: usize) -> Result<&mut Network, EngineError> {
         if !self.transfers.contains_key(&(width, height)) {
-            let graph = tflite::inspect_transfer(&self.transfer_bytes).map_err(|source| {
+            let graph = tflite::inspect_transfer(&self.transfer_bytes).map_err(|cause| {
                 EngineError::BadModel {
                     path: self.transfer_path.clone(),
-                    source,
+                    cause,
                 }
             })?;
             let native = (graph.input.1 as usize, graph.input.0 as usize);
@@ -426,9 +426,9 @@ impl Engine {
                     Err(error) => {
                         tracing::debug!(%error, "no static shapes for the GPU; resizing the input");
                         let patched = tflite::transfer_for_size(&self.transfer_bytes, height, width)
-                            .map_err(|source| EngineError::InferenceSize {
+                            .map_err(|cause| EngineError::InferenceSize {
                                 infer: (width, height),
-                                source,
+                                cause,
                             })?;
                         let dims = [1, height as i32, width as i32, 3];
                         Network::new(
@@ -441,9 +441,9 @@ impl Engine {
                     }
                 },
             }
-            .map_err(|source| EngineError::BadModelRuntime {
+            .map_err(|cause| EngineError::BadModelRuntime {
                 path: self.transfer_path.clone(),
-                source,
+                cause,
             })?;
             tracing::debug!(
                 width,
@@ -474,9 +474,9 @@ impl Engine {
                 tracing::debug!(%error, "no CPU graph rewrite; the model runs as it is");
                 Ok(self.transfer_bytes.clone())
             }
-            Err(source) => Err(EngineError::InferenceSize {
+            Err(cause) => Err(EngineError::InferenceSize {
                 infer: (width, height),
-                source,
+                cause,
             }),
         }
     }
@@ -488,11 +488,11 @@ impl Engine {
         }
         let infer = self.inference_size_for(width, height);
         self.transfer(infer.0, infer.1).map_err(|e| match e {
-            EngineError::InferenceSize { source, .. } => EngineError::FrameSize {
+            EngineError::InferenceSize { cause, .. } => EngineError::FrameSize {
                 width,
                 height,
                 infer,
-                source,
+                cause,
             },
             other => other,
         })?;
@@ -599,9 +599,9 @@ impl Engine {
                         Err(e)
                     }
                 })
-                .map_err(|source| EngineError::BadModelRuntime {
+                .map_err(|cause| EngineError::BadModelRuntime {
                     path: self.prediction_path.clone(),
-                    source,
+                    cause,
                 })?;
             self.prediction = Some(net);
         }

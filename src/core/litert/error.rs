@@ -12,11 +12,11 @@ pub enum LiteRtError {
          or point {LIBRARY_ENV} or the element's `litert-library` property at it"
     )]
     LibraryNotFound { tried: String },
-    #[error("{path} is not a usable LiteRT runtime: missing symbol {symbol} ({source})")]
+    #[error("{path} is not a usable LiteRT runtime: missing symbol {symbol} ({cause})")]
     MissingSymbol {
         path: String,
         symbol: &'static str,
-        source: libloading::Error,
+        cause: libloading::Error,
     },
     #[error("LiteRT call {call} failed with status {status} ({})", status_name(*.status))]
     Call { call: &'static str, status: i32 },

@@ -96,11 +96,11 @@ impl Runtime {
             }
         })?;
         // SAFETY: the declarations in `ffi` match the 2.3.0 library (see tests/litert_abi.rs).
-        let api = unsafe { ffi::Api::load(&lib) }.map_err(|(symbol, source)| {
+        let api = unsafe { ffi::Api::load(&lib) }.map_err(|(symbol, cause)| {
             LiteRtError::MissingSymbol {
                 path: path.display().to_string(),
                 symbol,
-                source,
+                cause,
             }
         })?;
         let resolved = resolved_path(path).unwrap_or_else(|| path.to_path_buf());
