@@ -446,20 +446,25 @@ impl ElementImpl for Stylize {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             // The frame leaves in the format and size it came in, progressive: an
-            // interlaced frame is deinterlaced before the network sees it.
-            let caps = |modes: &[&str]| {
+            // interlaced frame is deinterlaced before the network sees it
+            // (`transform_caps`). The src template leaves interlace-mode out, so that
+            // caps without the field (progressive) come out exactly as they came in.
+            let caps = || {
                 gst_video::VideoCapsBuilder::new()
                     .format_list(FORMATS.iter().copied())
                     .width_range(MIN_SIDE..=MAX_SIDE)
                     .height_range(MIN_SIDE..=MAX_SIDE)
-                    .field("interlace-mode", gst::List::new(modes.iter().copied()))
-                    .build()
             };
-            let progressive = caps(&["progressive"]);
-            let any = caps(&["progressive", "interleaved", "mixed"]);
+            let src = caps().build();
+            let sink = caps()
+                .field(
+                    "interlace-mode",
+                    gst::List::new(["progressive", "interleaved", "mixed"]),
+                )
+                .build();
             [
-                ("src", gst::PadDirection::Src, progressive),
-                ("sink", gst::PadDirection::Sink, any),
+                ("src", gst::PadDirection::Src, src),
+                ("sink", gst::PadDirection::Sink, sink),
             ]
             .into_iter()
             .map(|(name, direction, caps)| {
@@ -495,7 +500,11 @@ impl BaseTransformImpl for Stylize {
         for s in other.make_mut().iter_mut() {
             s.remove_field("field-order");
             match direction {
-                gst::PadDirection::Sink => s.set("interlace-mode", "progressive"),
+                // Caps without the field are progressive already, and stay as they are.
+                gst::PadDirection::Sink if s.has_field("interlace-mode") => {
+                    s.set("interlace-mode", "progressive")
+                }
+                gst::PadDirection::Sink => {}
                 _ => s.remove_field("interlace-mode"),
             }
         }
