@@ -133,6 +133,7 @@ async fn run(cli: &Cli) -> Result<()> {
             let status = json!({
                 "state": proxy.state().await?,
                 "fault": proxy.fault().await?,
+                "camera_mode": proxy.camera_mode().await?,
                 "style": proxy.style().await?,
                 "blend": proxy.blend().await?,
                 "accelerator": proxy.accelerator().await?,

@@ -29,8 +29,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourceConfig {
-    /// `test`, `v4l2:/dev/videoN` (or a bare `/dev/videoN`), or a file path or URI that
-    /// plays in a loop.
+    /// `test`, `v4l2:/dev/videoN` (or a bare `/dev/videoN`), `libcamera` or
+    /// `libcamera:NAME`, or a file path or URI that plays in a loop.
     pub input: Input,
     pub width: u32,
     pub height: u32,
@@ -157,13 +157,15 @@ pub enum ConfigError {
 pub enum Input {
     Test,
     V4l2(PathBuf),
+    /// A libcamera camera (`libcamerasrc`), by name, or the first one.
+    Libcamera(Option<String>),
     Uri(String),
 }
 
 /// A `source.input` or `--source` that names no source.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadInput {
-    #[error("is empty: use test, v4l2:/dev/videoN, a file or a URI")]
+    #[error("is empty: use test, v4l2:/dev/videoN, libcamera, a file or a URI")]
     Empty,
     #[error("names no device after v4l2: (for example v4l2:/dev/video0)")]
     NoDevice,
@@ -186,6 +188,15 @@ impl FromStr for Input {
                 return Err(BadInput::NoDevice);
             }
             return Ok(Input::V4l2(PathBuf::from(dev)));
+        }
+        if text == "libcamera" {
+            return Ok(Input::Libcamera(None));
+        }
+        if let Some(name) = text.strip_prefix("libcamera:") {
+            let name = name.trim();
+            return Ok(Input::Libcamera(
+                (!name.is_empty()).then(|| name.to_string()),
+            ));
         }
         if text.starts_with("/dev/video") {
             return Ok(Input::V4l2(PathBuf::from(text)));
@@ -549,6 +560,14 @@ mod tests {
             Ok(Input::V4l2("/dev/video2".into()))
         );
         assert_eq!("/dev/video1".parse(), Ok(Input::V4l2("/dev/video1".into())));
+        assert_eq!("libcamera".parse(), Ok(Input::Libcamera(None)));
+        assert_eq!("libcamera:".parse(), Ok(Input::Libcamera(None)));
+        assert_eq!(
+            "libcamera: /base/soc/i2c0mux/i2c@1/imx708@1a".parse(),
+            Ok(Input::Libcamera(Some(
+                "/base/soc/i2c0mux/i2c@1/imx708@1a".into()
+            )))
+        );
         assert_eq!("/a/b.mp4".parse(), Ok(Input::Uri("file:///a/b.mp4".into())));
         assert!(" ".parse::<Input>().is_err());
     }

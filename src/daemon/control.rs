@@ -29,8 +29,12 @@ impl RunState {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Status {
     pub state: RunState,
-    /// Why the state is `recovering` or `error`.
+    /// Why the state is `recovering` or `error`; while `running`, why the display is
+    /// not showing.
     pub fault: String,
+    /// What the camera sends, as negotiated: `1280x720 MJPEG 30/1`; empty until frames
+    /// flow.
+    pub camera_mode: String,
     pub style: String,
     pub blend: f64,
     pub accelerator: String,

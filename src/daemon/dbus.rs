@@ -134,10 +134,17 @@ impl Stylized {
         self.status().state.as_str().to_string()
     }
 
-    /// Why the state is recovering or error; empty otherwise.
+    /// Why the state is recovering or error; while running, why the display does not
+    /// show (the camera and the recording go on); empty otherwise.
     #[zbus(property)]
     async fn fault(&self) -> String {
         self.status().fault
+    }
+
+    /// The mode the camera sends, `1280x720 MJPEG 30/1`; empty until frames flow.
+    #[zbus(property)]
+    async fn camera_mode(&self) -> String {
+        self.status().camera_mode
     }
 
     #[zbus(property)]
@@ -194,6 +201,7 @@ pub async fn forward_changes(
                 if now.accelerator != previous.accelerator { ctl.accelerator_changed(e).await?; }
                 if now.state != previous.state { ctl.state_changed(e).await?; }
                 if now.fault != previous.fault { ctl.fault_changed(e).await?; }
+                if now.camera_mode != previous.camera_mode { ctl.camera_mode_changed(e).await?; }
                 if now.fps != previous.fps { ctl.fps_changed(e).await?; }
                 if now.inference_ms != previous.inference_ms { ctl.inference_ms_changed(e).await?; }
                 if now.recording != previous.recording { ctl.recording_changed(e).await?; }

@@ -5,6 +5,7 @@
 //! ([`dbus`]) turns calls into [`control::Command`]s sent to that task over a channel,
 //! and shows the [`control::Status`] it publishes.
 
+pub mod camera;
 pub mod config;
 pub mod control;
 pub mod dbus;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::camera::{self, CameraError};
 use crate::config::{Config, Input};
 use crate::control::{check_name, Command, ControlError, Event, RunState, Status};
 use crate::health::Health;
@@ -30,6 +31,14 @@ enum BuildError {
     Missing(&'static str),
     #[error("the pipeline description does not make a pipeline")]
     NotAPipeline,
+    #[error("{0}")]
+    Camera(CameraError),
+}
+
+impl From<CameraError> for BuildError {
+    fn from(e: CameraError) -> Self {
+        BuildError::Camera(e)
+    }
 }
 
 impl From<gst::glib::Error> for BuildError {
@@ -122,20 +131,32 @@ impl PipelineTask {
         });
     }
 
-    fn description(&self) -> String {
+    fn description(&self) -> Result<String, BuildError> {
         let c = &self.config;
         let caps = format!(
             "video/x-raw,width={},height={},framerate={}/1",
             c.source.width, c.source.height, c.source.framerate
         );
+        let want = camera::Want {
+            width: c.source.width,
+            height: c.source.height,
+            framerate: c.source.framerate,
+        };
+        // The source element is named `camera`: its negotiated caps are the CameraMode.
         let source = match &c.source.input {
-            Input::Test => format!("videotestsrc is-live=true pattern=smpte75 ! {caps}"),
+            Input::Test => {
+                format!("videotestsrc name=camera is-live=true pattern=smpte75 ! {caps}")
+            }
             Input::V4l2(dev) => format!(
-                "v4l2src device=\"{}\" ! decodebin ! videoconvert ! videoscale ! videorate ! {caps}",
-                dev.display()
+                "{} ! videoconvert ! videoscale ! videorate ! {caps}",
+                camera::v4l2_source(dev, want)?
+            ),
+            Input::Libcamera(name) => format!(
+                "{} ! videoconvert ! videoscale ! videorate ! {caps}",
+                camera::libcamera_source(name.as_deref(), want)?
             ),
             Input::Uri(uri) => format!(
-                "uridecodebin uri=\"{uri}\" ! videoconvert ! videoscale ! videorate ! {caps}"
+                "uridecodebin name=camera uri=\"{uri}\" ! videoconvert ! videoscale ! videorate ! {caps}"
             ),
         };
         let display = if c.display.enabled {
@@ -143,16 +164,16 @@ impl PipelineTask {
         } else {
             "fakesink sync=false"
         };
-        format!(
+        Ok(format!(
             "{source} ! stylize name=stylize ! tee name=t \
              t. ! queue leaky=downstream max-size-buffers=3 ! {display} \
              t. ! queue leaky=downstream max-size-buffers=3 ! \
              appsink name=frames sync=false max-buffers=2 drop=true"
-        )
+        ))
     }
 
     fn build(&self) -> Result<Live, BuildError> {
-        let description = self.description();
+        let description = self.description()?;
         tracing::debug!(%description, "building pipeline");
         let pipeline = gst::parse::launch(&description)?
             .downcast::<gst::Pipeline>()
@@ -209,30 +230,35 @@ impl PipelineTask {
 
     fn start(&mut self) {
         self.set_state(RunState::Starting, "");
-        match self.build().map_err(|e| e.to_string()).and_then(|live| {
+        let built = match self.build() {
+            // A missing element does not come back by retrying: install the package.
+            Err(BuildError::Camera(e @ CameraError::NotInstalled { .. })) => {
+                let fault = e.to_string();
+                tracing::error!(%fault, "the camera cannot be used");
+                self.set_state(RunState::Error, &fault);
+                self.retry_at = None;
+                return;
+            }
+            other => other,
+        };
+        match built.map_err(|e| e.to_string()).and_then(|live| {
             live.pipeline
                 .set_state(gst::State::Playing)
-                .map(|_| live)
                 .map_err(|_| {
-                    self.first_error()
-                        .unwrap_or_else(|| "cannot start the pipeline".into())
+                    // The reason is on the bus of the pipeline that failed to start (a
+                    // libcamera source without a camera fails here, not at the build).
+                    let fault = first_error(&live.pipeline)
+                        .unwrap_or_else(|| "cannot start the pipeline".into());
+                    let _ = live.pipeline.set_state(gst::State::Null);
+                    fault
                 })
+                .map(|_| live)
         }) {
             Ok(live) => {
                 self.live = Some(live);
                 self.retry_at = None;
             }
             Err(fault) => self.recover(fault),
-        }
-    }
-
-    fn first_error(&self) -> Option<String> {
-        let live = self.live.as_ref()?;
-        let bus = live.pipeline.bus()?;
-        let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
-        match msg.view() {
-            gst::MessageView::Error(e) => Some(e.error().to_string()),
-            _ => None,
         }
     }
 
@@ -243,6 +269,11 @@ impl PipelineTask {
         if let Some(live) = self.live.take() {
             let _ = live.pipeline.set_state(gst::State::Null);
         }
+        self.status.send_if_modified(|s| {
+            let changed = !s.camera_mode.is_empty();
+            s.camera_mode.clear();
+            changed
+        });
         self.set_state(RunState::Recovering, &fault);
         self.retry_at = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
@@ -310,7 +341,19 @@ impl PipelineTask {
             if self.status.borrow().state != RunState::Running {
                 if let Some(live) = &self.live {
                     let active = live.stylize.property::<String>("active-accelerator");
-                    self.status.send_modify(|s| s.accelerator = active);
+                    let mode = live
+                        .pipeline
+                        .by_name("camera")
+                        .and_then(|c| camera::negotiated(&c))
+                        .map(|m| m.to_string())
+                        .unwrap_or_default();
+                    if !mode.is_empty() {
+                        tracing::info!(camera_mode = %mode, "frames flowing");
+                    }
+                    self.status.send_modify(|s| {
+                        s.accelerator = active;
+                        s.camera_mode = mode;
+                    });
                     self.backoff = Duration::from_secs(1);
                     self.set_state(RunState::Running, "");
                 }
@@ -537,5 +580,14 @@ impl PipelineTask {
         if let Some(live) = self.live.take() {
             let _ = live.pipeline.set_state(gst::State::Null);
         }
+    }
+}
+
+/// The first error on a pipeline's bus.
+fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let msg = pipeline.bus()?.pop_filtered(&[gst::MessageType::Error])?;
+    match msg.view() {
+        gst::MessageView::Error(e) => Some(e.error().to_string()),
+        _ => None,
     }
 }
