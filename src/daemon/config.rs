@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer};
 use stylize::{defaults, Accelerator};
 
+use crate::display::SinkKind;
 use crate::recording::Container;
 
 pub const DEFAULT_PATH: &str = "/etc/stylized/config.toml";
@@ -62,7 +63,13 @@ pub struct StylizeConfig {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DisplayConfig {
+    /// The switch: no display unless true (`--display on|off` sets it).
     pub enabled: bool,
+    /// Which sink shows the stream when enabled; `none` means no display even then.
+    pub sink: SinkKind,
+    /// `kmssink`'s `connector-id` and `plane-id`; unset lets kmssink choose.
+    pub connector_id: Option<u32>,
+    pub plane_id: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -581,7 +588,32 @@ mod tests {
         .unwrap();
         assert_eq!(c.stylize.accelerator, Accelerator::Gpu);
         assert_eq!(c.recording.container, Container::Mp4);
+        assert_eq!(c.display.sink, SinkKind::Auto, "the default");
+        let c = Config::parse(
+            "[display]\nenabled = true\nsink = \"kms\"\nconnector_id = 42\nplane_id = 7\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.display.sink, SinkKind::Kms);
+        assert_eq!(
+            (c.display.connector_id, c.display.plane_id),
+            (Some(42), Some(7))
+        );
+        for (name, kind) in [
+            ("auto", SinkKind::Auto),
+            ("wayland", SinkKind::Wayland),
+            ("x", SinkKind::X),
+            ("none", SinkKind::None),
+        ] {
+            let c = Config::parse(
+                &format!("[display]\nsink = \"{name}\"\n"),
+                Path::new("c.toml"),
+            );
+            assert_eq!(c.unwrap().display.sink, kind);
+        }
         for (text, key) in [
+            ("[display]\nsink = \"autovideosink\"\n", "display.sink"),
+            ("[display]\nconnector_id = -1\n", "display.connector_id"),
             ("[stylize]\naccelerator = \"tpu\"\n", "stylize.accelerator"),
             ("[recording]\ncontainer = \"avi\"\n", "recording.container"),
             ("[source]\ninput = \" \"\n", "source.input"),

@@ -9,6 +9,7 @@ pub mod camera;
 pub mod config;
 pub mod control;
 pub mod dbus;
+pub mod display;
 pub mod health;
 pub mod pipeline;
 pub mod recording;

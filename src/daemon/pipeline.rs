@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::camera::{self, CameraError};
 use crate::config::{Config, Input};
 use crate::control::{check_name, Command, ControlError, Event, RunState, Status};
+use crate::display::{self, Display, DisplaySlot, KmsOutput, Session};
 use crate::health::Health;
 use crate::recording::{existing_file_of, segment_path, FeedSlot, Progress, Recording};
 use crate::snapshot;
@@ -20,6 +21,9 @@ use stylize::store::Store;
 const TICK: Duration = Duration::from_millis(100);
 const FINISH_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often a display that did not open (or failed) is tried again: a screen may be
+/// plugged in later.
+const DISPLAY_RETRY: Duration = Duration::from_secs(30);
 
 /// Why the camera pipeline could not be built; the fault shown over D-Bus. The text
 /// carries the cause, so it is not also the `source()` (a chain would print it twice).
@@ -67,6 +71,12 @@ pub struct PipelineTask {
     backoff: Duration,
     retry_at: Option<Instant>,
     last_rate: (Instant, u64),
+    /// The display, a pipeline of its own fed through `display_slot` (display.rs says
+    /// why); `display_fault` is why it is not showing, shown as the Fault while running.
+    display: Option<Display>,
+    display_slot: DisplaySlot,
+    display_fault: String,
+    display_retry_at: Option<Instant>,
 }
 
 impl PipelineTask {
@@ -98,6 +108,10 @@ impl PipelineTask {
             backoff: Duration::from_secs(1),
             retry_at: None,
             last_rate: (Instant::now(), 0),
+            display: None,
+            display_slot: Default::default(),
+            display_fault: String::new(),
+            display_retry_at: None,
         }
     }
 
@@ -106,6 +120,7 @@ impl PipelineTask {
         mut commands: mpsc::Receiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        self.open_display();
         self.start();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -123,6 +138,12 @@ impl PipelineTask {
     }
 
     fn set_state(&self, state: RunState, fault: &str) {
+        // A camera fault says more than a display fault; without one, the display's.
+        let fault = if fault.is_empty() {
+            self.display_fault.as_str()
+        } else {
+            fault
+        };
         self.status.send_if_modified(|s| {
             let changed = s.state != state || s.fault != fault;
             s.state = state;
@@ -159,14 +180,10 @@ impl PipelineTask {
                 "uridecodebin name=camera uri=\"{uri}\" ! videoconvert ! videoscale ! videorate ! {caps}"
             ),
         };
-        let display = if c.display.enabled {
-            "videoconvert ! autovideosink"
-        } else {
-            "fakesink sync=false"
-        };
+        // The display is not a branch here but a pipeline of its own (display.rs), fed
+        // from the appsink.
         Ok(format!(
             "{source} ! stylize name=stylize ! tee name=t \
-             t. ! queue leaky=downstream max-size-buffers=3 ! {display} \
              t. ! queue leaky=downstream max-size-buffers=3 ! \
              appsink name=frames sync=false max-buffers=2 drop=true"
         ))
@@ -213,6 +230,7 @@ impl PipelineTask {
             .ok_or(BuildError::Missing("frames appsink"))?;
         let last_sample = self.last_sample.clone();
         let feed = self.feed.clone();
+        let display_slot = self.display_slot.clone();
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
@@ -220,6 +238,7 @@ impl PipelineTask {
                     if let Some(feed) = feed.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
                         feed.push(&sample);
                     }
+                    display::feed(&display_slot, &sample);
                     *last_sample.lock().unwrap_or_else(|e| e.into_inner()) = Some(sample);
                     Ok(gst::FlowSuccess::Ok)
                 })
@@ -281,6 +300,7 @@ impl PipelineTask {
     }
 
     fn on_tick(&mut self) {
+        self.poll_display();
         self.poll_bus();
         self.poll_recording();
         if self.live.is_none() {
@@ -579,6 +599,68 @@ impl PipelineTask {
         }
         if let Some(live) = self.live.take() {
             let _ = live.pipeline.set_state(gst::State::Null);
+        }
+        if let Some(display) = self.display.take() {
+            display.close(&self.display_slot);
+        }
+    }
+
+    /// Opens the configured display, if any. A display that does not open is a fault
+    /// (shown while the camera runs) and is tried again after [`DISPLAY_RETRY`]; the
+    /// camera pipeline never depends on it.
+    fn open_display(&mut self) {
+        let d = &self.config.display;
+        let candidates = if d.enabled {
+            display::candidates(d.sink, Session::from_env())
+        } else {
+            Vec::new()
+        };
+        if candidates.is_empty() {
+            return;
+        }
+        let kms = KmsOutput {
+            connector_id: d.connector_id,
+            plane_id: d.plane_id,
+        };
+        self.display_retry_at = None;
+        match Display::open(&candidates, kms, &self.display_slot) {
+            Ok(opened) => {
+                tracing::info!(sink = opened.sink, "display open");
+                self.display = Some(opened);
+                self.set_display_fault(String::new());
+            }
+            Err(e) => self.display_failed(e.to_string()),
+        }
+    }
+
+    fn display_failed(&mut self, fault: String) {
+        if fault != self.display_fault {
+            tracing::error!(%fault, retry_in = ?DISPLAY_RETRY,
+                "no display; the camera and the recording go on");
+        } else {
+            tracing::debug!(%fault, "the display still does not open");
+        }
+        self.display_retry_at = Some(Instant::now() + DISPLAY_RETRY);
+        self.set_display_fault(fault);
+    }
+
+    fn set_display_fault(&mut self, fault: String) {
+        self.display_fault = fault;
+        let state = self.status.borrow().state;
+        if matches!(state, RunState::Starting | RunState::Running) {
+            self.set_state(state, "");
+        }
+    }
+
+    fn poll_display(&mut self) {
+        if let Some(cause) = self.display.as_ref().and_then(Display::poll) {
+            if let Some(display) = self.display.take() {
+                display.close(&self.display_slot);
+            }
+            self.display_failed(format!("display: {cause}"));
+        }
+        if self.display_retry_at.is_some_and(|t| Instant::now() >= t) {
+            self.open_display();
         }
     }
 }
