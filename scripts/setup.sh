@@ -19,6 +19,9 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-tools gstreamer1.0-x gstreamer1.0-libav
   dbus-daemon systemd
+  # Cameras and displays on boards: libcamerasrc (Raspberry Pi CSI cameras), and for the
+  # display tests a virtual X server (Xvfb) and xwd to capture its screen.
+  gstreamer1.0-libcamera xvfb x11-apps
 )
 
 scripts/apt-ensure.sh "${APT_PACKAGES[@]}"
