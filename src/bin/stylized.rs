@@ -27,7 +27,7 @@ struct Cli {
     /// Use the session bus (DBUS_SESSION_BUS_ADDRESS) instead of the system bus.
     #[arg(long)]
     session: bool,
-    /// Overrides source.input: test, v4l2:/dev/videoN, or a file/URI.
+    /// Overrides source.input: test, v4l2:/dev/videoN, libcamera[:NAME], or a file/URI.
     #[arg(long)]
     source: Option<String>,
     /// Overrides display.enabled.
