@@ -149,10 +149,13 @@ impl Display {
             .format(gst::Format::Time)
             .build();
         // At most two frames wait; an older one is dropped rather than the camera
-        // pipeline's thread blocked.
+        // pipeline's thread blocked. (Both properties came in GStreamer 1.20; without
+        // them appsrc queues without blocking, bounded by its max-bytes.)
         appsrc.set_property("block", false);
-        appsrc.set_property("max-buffers", 2u64);
-        appsrc.set_property_from_str("leaky-type", "downstream");
+        if appsrc.has_property("leaky-type") && appsrc.has_property("max-buffers") {
+            appsrc.set_property("max-buffers", 2u64);
+            appsrc.set_property_from_str("leaky-type", "downstream");
+        }
         let convert = gst::ElementFactory::make("videoconvert")
             .build()
             .map_err(|e| e.to_string())?;
