@@ -15,6 +15,7 @@ mod prefix;
 mod reflect_pad;
 mod rewrite;
 mod shapes;
+mod wide_kernel;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ModelError {
@@ -375,12 +376,15 @@ pub fn transfer_for_gpu(bytes: &[u8], height: usize, width: usize) -> Result<Vec
 }
 
 /// The transfer network for the CPU at `height`x`width`: the decoder resized as in
-/// [`transfer_for_size`], every activation's static shape set to that size, and each
-/// reflect pad made of slices and concatenations. The output is bit-identical; the
-/// pads then run inside XNNPACK instead of as builtin kernels between its partitions.
+/// [`transfer_for_size`], every activation's static shape set to that size, each
+/// reflect pad made of slices and concatenations, and each wide convolution (the 9x9
+/// ones) stacked into a one-column kernel ([`wide_kernel`]). The output is
+/// bit-identical; the pads then run inside XNNPACK instead of as builtin kernels
+/// between its partitions, and XNNPACK's per-convolution tables shrink ninefold.
 pub fn transfer_for_cpu(bytes: &[u8], height: usize, width: usize) -> Result<Vec<u8>> {
     let graph = inspect_transfer(bytes)?;
     let mut sized = resized(bytes, &graph, height, width)?;
     shapes::set_static_shapes(&mut sized, graph.input, (height as i32, width as i32))?;
-    reflect_pad::expand_reflect_pads(&sized)
+    let padded = reflect_pad::expand_reflect_pads(&sized)?;
+    wide_kernel::stack_wide_kernels(&padded)
 }

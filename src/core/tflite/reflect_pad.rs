@@ -11,19 +11,15 @@
 //! along the height, then the width. The slices use the static shapes in the file, so
 //! run this after [`super::shapes::set_static_shapes`].
 
-use super::rewrite::{Op, Options, Rewrite, OPERATOR_OPTIONS, OPERATOR_OPTIONS_TYPE};
+use super::rewrite::{Op, Rewrite, OPERATOR_OPTIONS, OPERATOR_OPTIONS_TYPE};
 use super::rewrite::{OPERATOR_OUTPUTS, TENSOR_NAME, TENSOR_TYPE_FLOAT32};
 use super::{ModelError, Result, Table};
 use super::{OPERATOR_INPUTS, TENSOR_TYPE};
 
 const MIRROR_PAD: i32 = 100;
-const SLICE: i32 = 65;
-const CONCATENATION: i32 = 2;
-const OPTIONS_SLICE: u8 = 48;
 const OPTIONS_MIRROR_PAD: i8 = 77;
 const MIRROR_PAD_REFLECT: i8 = 0;
 const MIRROR_PAD_MODE: usize = 0;
-const MAX_CONCAT_INPUTS: usize = 4;
 /// Each padded row is one SLICE, so a pad is expanded only up to this many rows on a
 /// side (the transfer network pads 1 to 4). A wider one, which only a damaged or
 /// foreign model has, stays a MIRROR_PAD rather than growing the graph by that many
@@ -31,93 +27,6 @@ const MAX_CONCAT_INPUTS: usize = 4;
 const MAX_EXPANDED_PAD: i32 = 64;
 
 impl Rewrite<'_> {
-    fn slice(
-        &mut self,
-        ops: &mut Vec<Op>,
-        x: i32,
-        axis: usize,
-        at: i32,
-        name: &str,
-    ) -> Result<i32> {
-        let shape = self.shape(x)?;
-        let mut begin = vec![0; shape.len()];
-        begin[axis] = at;
-        let mut size = shape.clone();
-        size[axis] = 1;
-        let begin = self.constant(begin, "stylize/reflect_pad");
-        let size_t = self.constant(size.clone(), "stylize/reflect_pad");
-        let ty = self.tensor_type(x)?;
-        let out = self.tensor(size, ty, format!("{name}/row{at}"));
-        let op = self.op(
-            SLICE,
-            vec![x, begin, size_t],
-            vec![out],
-            Options::Empty(OPTIONS_SLICE),
-        );
-        ops.push(op);
-        Ok(out)
-    }
-
-    /// Joins `pieces` along `axis` into `out` (a new tensor when None).
-    fn concat(
-        &mut self,
-        ops: &mut Vec<Op>,
-        pieces: &[i32],
-        axis: usize,
-        out: Option<i32>,
-        name: &str,
-    ) -> Result<i32> {
-        let mut pieces = pieces.to_vec();
-        while pieces.len() > MAX_CONCAT_INPUTS {
-            let mut joined = Vec::new();
-            for chunk in pieces.chunks(MAX_CONCAT_INPUTS) {
-                joined.push(match chunk {
-                    [one] => *one,
-                    _ => self.concat(ops, chunk, axis, None, name)?,
-                });
-            }
-            pieces = joined;
-        }
-        let mut shape = self.shape(pieces[0])?;
-        shape[axis] = 0;
-        for &p in &pieces {
-            shape[axis] = shape[axis]
-                .checked_add(self.shape(p)?[axis])
-                .ok_or(ModelError::Malformed("tensor dimension overflow"))?;
-        }
-        let ty = self.tensor_type(pieces[0])?;
-        let out = match out {
-            Some(out) => out,
-            None => {
-                let n = ops.len();
-                self.tensor(shape, ty, format!("{name}/joined{n}"))
-            }
-        };
-        let op = self.op(
-            CONCATENATION,
-            pieces,
-            vec![out],
-            Options::Concatenation(axis as i32),
-        );
-        ops.push(op);
-        Ok(out)
-    }
-
-    /// One tensor for `pieces` joined along `axis`, or None for no pieces.
-    fn join(
-        &mut self,
-        ops: &mut Vec<Op>,
-        pieces: &[i32],
-        axis: usize,
-        name: &str,
-    ) -> Result<Option<i32>> {
-        Ok(match pieces {
-            [] => None,
-            [one] => Some(*one),
-            _ => Some(self.concat(ops, pieces, axis, None, name)?),
-        })
-    }
-
     /// Reflect-pads `x` by (before, after) along `axis`.
     fn reflect(
         &mut self,
@@ -136,11 +45,11 @@ impl Rewrite<'_> {
         }
         let mut top = Vec::new();
         for k in (1..=before).rev() {
-            top.push(self.slice(ops, x, axis, k, name)?);
+            top.push(self.slice(ops, x, axis, k, 1, name)?);
         }
         let mut bottom = Vec::new();
         for k in 1..=after {
-            bottom.push(self.slice(ops, x, axis, n - 1 - k, name)?);
+            bottom.push(self.slice(ops, x, axis, n - 1 - k, 1, name)?);
         }
         let mut pieces = Vec::new();
         pieces.extend(self.join(ops, &top, axis, name)?);

@@ -2,9 +2,10 @@
 //! operator codes and operators numbered after the old ones, and writing it all in
 //! front of the old file ([`super::prefix`]).
 //!
-//! A rewrite ([`super::reflect_pad`]) decides what to add; this module knows only the
-//! flatbuffer tables. (Commit a7f447a also rewired old operators and added graph
-//! inputs and outputs, for a rewrite that was measured and not kept.)
+//! A rewrite ([`super::reflect_pad`], [`super::wide_kernel`]) decides what to add; this
+//! module knows the flatbuffer tables and the slices and concatenations both build.
+//! (Commit a7f447a also rewired old operators and added graph inputs and outputs, for a
+//! rewrite that was measured and not kept.)
 
 use std::collections::HashMap;
 
@@ -19,6 +20,7 @@ use super::{
 
 pub(super) const TENSOR_TYPE_FLOAT32: i8 = 0;
 pub(super) const TENSOR_NAME: usize = 3;
+const TENSOR_QUANTIZATION: usize = 4;
 pub(super) const OPERATOR_OUTPUTS: usize = 2;
 pub(super) const OPERATOR_OPTIONS_TYPE: usize = 3;
 pub(super) const OPERATOR_OPTIONS: usize = 4;
@@ -46,15 +48,32 @@ pub(super) enum Options {
     Empty(u8),
     /// ConcatenationOptions with this axis.
     Concatenation(i32),
+    /// Conv2DOptions: VALID padding, stride 1, this fused activation and width dilation.
+    Conv2D { activation: u8, dilation_w: i32 },
 }
 
 const OPTIONS_CONCATENATION: u8 = 10;
+const OPTIONS_CONV_2D: u8 = 1;
+const CONV_PADDING: usize = 0;
+const CONV_STRIDE_W: usize = 1;
+const CONV_STRIDE_H: usize = 2;
+const CONV_ACTIVATION: usize = 3;
+const CONV_DILATION_W: usize = 4;
+const CONV_DILATION_H: usize = 5;
+const PADDING_VALID: u8 = 1;
+const SLICE: i32 = 65;
+const CONCATENATION: i32 = 2;
+const OPTIONS_SLICE: u8 = 48;
+/// Inputs per CONCATENATION: every XNNPACK version takes up to four.
+const MAX_CONCAT_INPUTS: usize = 4;
 
 struct NewTensor {
     shape: Vec<i32>,
     ty: u8,
     buffer: u32,
     name: String,
+    /// An old QuantizationParameters table (its position) this tensor shares.
+    quantization: Option<usize>,
 }
 
 pub(super) struct NewOp {
@@ -217,14 +236,52 @@ impl<'a> Rewrite<'a> {
         })
     }
 
-    /// A new activation (no data).
-    pub fn tensor(&mut self, shape: Vec<i32>, ty: u8, name: String) -> i32 {
-        self.push_tensor(NewTensor {
+    /// The QuantizationParameters table (its position) of a tensor, old or new.
+    pub fn quantization(&self, tensor: i32) -> Result<Option<usize>> {
+        match self.added(tensor)? {
+            Some(t) => Ok(t.quantization),
+            None => self.old(tensor)?.target(TENSOR_QUANTIZATION),
+        }
+    }
+
+    /// A new activation (no data) of `like`'s element type and quantization: the slices
+    /// and concatenations of int8 values keep their scale and zero point.
+    pub fn tensor_like(&mut self, shape: Vec<i32>, like: i32, name: String) -> Result<i32> {
+        let (ty, quantization) = (self.tensor_type(like)?, self.quantization(like)?);
+        Ok(self.push_tensor(NewTensor {
             shape,
             ty,
             buffer: 0,
             name,
+            quantization,
+        }))
+    }
+
+    /// Whether old tensor `tensor` is a constant (has a buffer with data).
+    pub fn has_data(&self, tensor: i32) -> Result<bool> {
+        let buffer = self.old(tensor)?.u32_or(TENSOR_BUFFER, 0)? as usize;
+        Ok(match self.old_buffers.get(buffer) {
+            Some(b) if buffer != 0 => b.vector(BUFFER_DATA)?.is_some_and(|v| v.len > 0),
+            _ => false,
         })
+    }
+
+    /// A new tensor over old tensor `old`'s data and quantization with another shape of
+    /// the same element count (a reshaped constant: the bytes are not copied).
+    pub fn reshaped_constant(&mut self, old: i32, shape: Vec<i32>, name: String) -> Result<i32> {
+        let table = self.old(old)?;
+        let buffer = table.u32_or(TENSOR_BUFFER, 0)?;
+        if buffer == 0 {
+            return Err(ModelError::Malformed("a constant without data"));
+        }
+        let (ty, quantization) = (self.tensor_type(old)?, self.quantization(old)?);
+        Ok(self.push_tensor(NewTensor {
+            shape,
+            ty,
+            buffer,
+            name,
+            quantization,
+        }))
     }
 
     fn push_tensor(&mut self, t: NewTensor) -> i32 {
@@ -246,6 +303,7 @@ impl<'a> Rewrite<'a> {
             ty: TENSOR_TYPE_INT32 as u8,
             buffer,
             name,
+            quantization: None,
         });
         self.constants.insert(values, t);
         t
@@ -263,6 +321,94 @@ impl<'a> Rewrite<'a> {
             inputs,
             outputs,
             options,
+        })
+    }
+
+    /// `len` entries of `x` from `at` along `axis`, as a SLICE into a new tensor of
+    /// `x`'s type and quantization.
+    pub fn slice(
+        &mut self,
+        ops: &mut Vec<Op>,
+        x: i32,
+        axis: usize,
+        at: i32,
+        len: i32,
+        name: &str,
+    ) -> Result<i32> {
+        let shape = self.shape(x)?;
+        let mut begin = vec![0; shape.len()];
+        begin[axis] = at;
+        let mut size = shape.clone();
+        size[axis] = len;
+        let begin = self.constant(begin, "stylize/slice");
+        let size_t = self.constant(size.clone(), "stylize/slice");
+        let out = self.tensor_like(size, x, format!("{name}/at{at}"))?;
+        let op = self.op(
+            SLICE,
+            vec![x, begin, size_t],
+            vec![out],
+            Options::Empty(OPTIONS_SLICE),
+        );
+        ops.push(op);
+        Ok(out)
+    }
+
+    /// Joins `pieces` along `axis` into `out` (a new tensor when None).
+    pub fn concat(
+        &mut self,
+        ops: &mut Vec<Op>,
+        pieces: &[i32],
+        axis: usize,
+        out: Option<i32>,
+        name: &str,
+    ) -> Result<i32> {
+        let mut pieces = pieces.to_vec();
+        while pieces.len() > MAX_CONCAT_INPUTS {
+            let mut joined = Vec::new();
+            for chunk in pieces.chunks(MAX_CONCAT_INPUTS) {
+                joined.push(match chunk {
+                    [one] => *one,
+                    _ => self.concat(ops, chunk, axis, None, name)?,
+                });
+            }
+            pieces = joined;
+        }
+        let mut shape = self.shape(pieces[0])?;
+        shape[axis] = 0;
+        for &p in &pieces {
+            shape[axis] = shape[axis]
+                .checked_add(self.shape(p)?[axis])
+                .ok_or(ModelError::Malformed("tensor dimension overflow"))?;
+        }
+        let out = match out {
+            Some(out) => out,
+            None => {
+                let n = ops.len();
+                self.tensor_like(shape, pieces[0], format!("{name}/joined{n}"))?
+            }
+        };
+        let op = self.op(
+            CONCATENATION,
+            pieces,
+            vec![out],
+            Options::Concatenation(axis as i32),
+        );
+        ops.push(op);
+        Ok(out)
+    }
+
+    /// One tensor for `pieces` joined along `axis`, or None for no pieces.
+    pub fn join(
+        &mut self,
+        ops: &mut Vec<Op>,
+        pieces: &[i32],
+        axis: usize,
+        name: &str,
+    ) -> Result<Option<i32>> {
+        Ok(match pieces {
+            [] => None,
+            [one] => Some(*one),
+            _ => Some(self.concat(ops, pieces, axis, None, name)?),
         })
     }
 
@@ -359,6 +505,9 @@ impl<'a> Rewrite<'a> {
             if t.buffer != 0 {
                 fields.push((TENSOR_BUFFER, Field::U32(t.buffer)));
             }
+            if let Some(q) = t.quantization {
+                fields.push((TENSOR_QUANTIZATION, Field::Ref(Target::Old(q))));
+            }
             p.table(label, &fields);
             p.i32_vector(shape, &t.shape);
             p.string(name, &t.name);
@@ -406,6 +555,7 @@ fn write_new_op(p: &mut Prefix, label: Label, op: &NewOp) {
     let options_type = match op.options {
         Options::Empty(ty) => ty,
         Options::Concatenation(_) => OPTIONS_CONCATENATION,
+        Options::Conv2D { .. } => OPTIONS_CONV_2D,
     };
     p.table(
         label,
@@ -422,6 +572,20 @@ fn write_new_op(p: &mut Prefix, label: Label, op: &NewOp) {
     match op.options {
         Options::Concatenation(axis) => p.table(options, &[(CONCAT_AXIS, Field::U32(axis as u32))]),
         Options::Empty(_) => p.table(options, &[]),
+        Options::Conv2D {
+            activation,
+            dilation_w,
+        } => p.table(
+            options,
+            &[
+                (CONV_PADDING, Field::U8(PADDING_VALID)),
+                (CONV_STRIDE_W, Field::U32(1)),
+                (CONV_STRIDE_H, Field::U32(1)),
+                (CONV_ACTIVATION, Field::U8(activation)),
+                (CONV_DILATION_W, Field::U32(dilation_w as u32)),
+                (CONV_DILATION_H, Field::U32(1)),
+            ],
+        ),
     }
 }
 
