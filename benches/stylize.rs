@@ -1,5 +1,6 @@
 //! The speed benchmark (not a test): raw engine times, element pipeline fps and per-frame
-//! latency, the Python peer in the same run, peak RSS, and the ratios between them.
+//! latency, the Python peer in the same run, peak RSS (of this process, and of a fresh
+//! process per CPU pipeline with 1 and 2 engines), and the ratios between them.
 //! Writes a table to stdout and JSON to `bench-out/results.json`.
 //!
 //!   cargo bench --bench stylize [-- --frames N --peer-frames N --out DIR --no-peer --quick
@@ -30,6 +31,9 @@ struct Args {
     gpu_only: bool,
     /// Set in the child process that measures one GPU start with this cache folder.
     startup: Option<PathBuf>,
+    /// Set in the child process that measures one CPU pipeline's peak RSS:
+    /// (width, height, parallel-frames).
+    rss: Option<(usize, usize, u32)>,
 }
 
 fn args() -> Args {
@@ -41,6 +45,7 @@ fn args() -> Args {
         quick: false,
         gpu_only: false,
         startup: None,
+        rss: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -60,6 +65,12 @@ fn args() -> Args {
                 a.peer = false;
             }
             "--startup" => a.startup = it.next().map(PathBuf::from),
+            "--rss" => {
+                let mut n = || it.next().and_then(|v| v.parse::<usize>().ok());
+                if let (Some(w), Some(h), Some(p)) = (n(), n(), n()) {
+                    a.rss = Some((w, h, p as u32));
+                }
+            }
             _ => {} // cargo bench passes --bench
         }
     }
@@ -178,6 +189,19 @@ fn pipeline(
     inference: usize,
     cache_dir: Option<&std::path::Path>,
 ) -> Option<PipelineResult> {
+    pipeline_with(accelerator, width, height, frames, inference, cache_dir, 0)
+}
+
+/// As [`pipeline`], with `parallel-frames` set (0: the element's default).
+fn pipeline_with(
+    accelerator: &str,
+    width: usize,
+    height: usize,
+    frames: usize,
+    inference: usize,
+    cache_dir: Option<&std::path::Path>,
+    parallel_frames: u32,
+) -> Option<PipelineResult> {
     let pipeline = gst::parse::launch(&format!(
         "videotestsrc num-buffers={} pattern=smpte75 ! video/x-raw,format=I420,width={width},height={height} \
          ! stylize name=st accelerator={accelerator} ! fakesink name=sink sync=false",
@@ -188,6 +212,7 @@ fn pipeline(
     .ok()?;
     let st = pipeline.by_name("st")?;
     st.set_property("inference-size", inference as u32);
+    st.set_property("parallel-frames", parallel_frames);
     st.set_property(
         "cache-dir",
         cache_dir
@@ -297,6 +322,24 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Peak RSS (MiB) of a fresh process that runs the CPU pipeline at `width`x`height` with
+/// `parallel-frames` = `engines` for 20 frames (VmHWM is per process, so each figure
+/// needs its own).
+fn pipeline_rss(width: usize, height: usize, engines: u32) -> Option<f64> {
+    let out = Command::new(std::env::current_exe().ok()?)
+        .args(["--rss", &width.to_string(), &height.to_string()])
+        .arg(engines.to_string())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kib "))?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|kib| kib / 1024.0)
+}
+
 /// PLAYING → first stylized buffer on the GPU at 1280x720, in a fresh process (the
 /// accelerator's WebGPU state lives for the whole process), with `dir` as the program
 /// cache: (ms, cache file size after the run).
@@ -328,6 +371,12 @@ fn main() {
     if let Some(dir) = &a.startup {
         if let Some(r) = pipeline("gpu", 1280, 720, 3, 384, Some(dir)) {
             println!("first_frame_ms {}", r.first_frame_ms);
+        }
+        return;
+    }
+    if let Some((w, h, engines)) = a.rss {
+        if pipeline_with("cpu", w, h, 20, 384, None, engines).is_some() {
+            println!("peak_rss_kib {}", peak_rss_kib());
         }
         return;
     }
@@ -415,6 +464,28 @@ fn main() {
                 }));
             }
             None => println!("  {accel} {w}x{h}: not available here"),
+        }
+    }
+
+    // Peak RSS of the element alone, each in a fresh process (the goal on a small
+    // board: at most 250 MiB at 640x480 with the defaults, which run 2 engines on 2 cores).
+    let mut rss_rows = Vec::new();
+    if !a.gpu_only {
+        println!("peak RSS of a fresh process running the CPU pipeline (20 frames)");
+        for (w, h) in [(640, 480), (1280, 720)] {
+            if a.quick && w > 640 {
+                continue;
+            }
+            for engines in [1, 2] {
+                let mib = pipeline_rss(w, h, engines);
+                match mib {
+                    Some(m) => println!("  cpu {w}x{h}, parallel-frames={engines}: {m:.1} MiB"),
+                    None => println!("  cpu {w}x{h}, parallel-frames={engines}: n/a"),
+                }
+                rss_rows.push(
+                    json!({"width": w, "height": h, "parallel_frames": engines, "peak_rss_mib": mib}),
+                );
+            }
         }
     }
 
@@ -512,6 +583,7 @@ fn main() {
         "pipelines": pipelines,
         "peer_fps": peer,
         "peak_rss_kib": rss,
+        "pipeline_peak_rss": rss_rows,
         "ratios": ratios,
         "gpu_startup": gpu_start,
     });
