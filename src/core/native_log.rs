@@ -66,7 +66,7 @@ const DRAIN_WAIT: Duration = Duration::from_millis(500);
 const MAX_LINE: usize = 64 * 1024;
 
 /// A native library's severity, as its line states it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
     Verbose,
     Info,
@@ -78,22 +78,23 @@ pub enum Severity {
 /// (a line of the program's own, passed on to stderr).
 ///
 /// - LiteRT and TFLite: `INFO: [environment.cc:36] …`, `WARNING: …`, `ERROR: …`,
-///   `VERBOSE: …` (but not gst-launch's `ERROR: from element …`);
+///   `VERBOSE: …`, when the text after the prefix names a source file in brackets or
+///   is one of TFLite's own bracketless lines (it names TensorFlow Lite, XNNPack,
+///   OpenCL or a delegate). gst-launch prints in the same format (`ERROR: pipeline
+///   doesn't want to preroll.`), and its lines must reach stderr;
+/// - the tail of such a line whose prefix another thread's line took (parallel engines
+///   write prefix and text apart): `[accelerator_registry.cc:43] …`, and the empty
+///   line such interleaving leaves;
 /// - absl: `I0000 00:00:1795971011.517294   11930 file.cc:56] …` (I, W, E, F);
 /// - Dawn: `Warning: …`, `Info: …`, `Error: …`, `Debug: …`;
 /// - Mesa and the Vulkan loader: `MESA-LOADER: …`, `MESA-INTEL: warning: …`,
 ///   `ERROR: [Loader Message] …` (the latter through the first rule).
 pub fn severity(line: &str) -> Option<Severity> {
-    for (prefix, severity) in [
-        ("VERBOSE: ", Severity::Verbose),
-        ("INFO: ", Severity::Info),
-        ("WARNING: ", Severity::Warning),
-        ("ERROR: ", Severity::Error),
-        ("FATAL: ", Severity::Error),
-    ] {
-        if let Some(rest) = line.strip_prefix(prefix) {
-            return (!rest.starts_with("from element ")).then_some(severity);
-        }
+    if line.is_empty() || names_a_source_file(line) {
+        return Some(Severity::Verbose);
+    }
+    if let Some((severity, rest)) = tflite_prefix(line) {
+        return tflite_text(rest).then_some(severity);
     }
     if let Some(severity) = absl_severity(line) {
         return Some(severity);
@@ -122,6 +123,65 @@ pub fn severity(line: &str) -> Option<Severity> {
         }
     }
     None
+}
+
+/// TFLite's severity prefix and the text after it (after any repeated prefixes, which
+/// interleaved writes leave).
+fn tflite_prefix(line: &str) -> Option<(Severity, &str)> {
+    let mut found = None;
+    let mut rest = line;
+    'prefixes: loop {
+        for (prefix, severity) in [
+            ("VERBOSE: ", Severity::Verbose),
+            ("INFO: ", Severity::Info),
+            ("WARNING: ", Severity::Warning),
+            ("ERROR: ", Severity::Error),
+            ("FATAL: ", Severity::Error),
+        ] {
+            if let Some(after) = rest.strip_prefix(prefix) {
+                found = Some(found.map_or(severity, |s: Severity| s.max(severity)));
+                rest = after;
+                continue 'prefixes;
+            }
+        }
+        return found.map(|severity| (severity, rest));
+    }
+}
+
+/// Whether the text after a TFLite prefix is the native library's: it names a source
+/// file (`[environment.cc:36] …`, the Vulkan loader's `[Loader Message] …`) or is one of
+/// TFLite's bracketless lines.
+fn tflite_text(rest: &str) -> bool {
+    const BRACKETLESS: &[&str] = &[
+        "TensorFlow Lite",
+        "XNNPack",
+        "XNNPACK",
+        "OpenCL",
+        "delegate",
+    ];
+    rest.is_empty()
+        || names_a_source_file(rest)
+        || rest.starts_with("[Loader Message]")
+        || BRACKETLESS.iter().any(|k| rest.contains(k))
+}
+
+/// `[file.cc:12] …`: native libraries name the source line that logs.
+fn names_a_source_file(text: &str) -> bool {
+    let Some(inner) = text
+        .strip_prefix('[')
+        .and_then(|t| t.split_once(']'))
+        .map(|(i, _)| i)
+    else {
+        return false;
+    };
+    let Some((file, line)) = inner.rsplit_once(':') else {
+        return false;
+    };
+    !line.is_empty()
+        && line.bytes().all(|b| b.is_ascii_digit())
+        && [".cc", ".c", ".cpp", ".h"]
+            .iter()
+            .any(|ext| file.ends_with(ext))
 }
 
 /// absl's prefix: `Lmmdd hh:mm:ss.uuuuuu threadid file:line] `.
@@ -410,7 +470,30 @@ mod tests {
             ("Interrupt: Stopping pipeline ...", None),
             ("I am a line of the program", None),
             ("MESSAGE: hello", None),
-            ("", None),
+            // gst-launch's own lines, in TFLite's format: passed on.
+            ("ERROR: pipeline doesn't want to preroll.", None),
+            ("WARNING: erroneous pipeline: no element \"nope\"", None),
+            ("ERROR: Pipeline doesn't want to pause.", None),
+            // What parallel engines' interleaved writes leave.
+            (
+                "[accelerator_registry.cc:43] DestroyAccelerator: ptr=0x5, name=CpuAccelerator",
+                Some(Severity::Verbose),
+            ),
+            (
+                "INFO: INFO: [accelerator_registry.cc:43] DestroyAccelerator: ptr=0x5",
+                Some(Severity::Info),
+            ),
+            ("INFO: ", Some(Severity::Info)),
+            ("", Some(Severity::Verbose)),
+            ("[not a file] hello", None),
+            (
+                "ERROR: XNNPack delegate failed to reshape runtime",
+                Some(Severity::Error),
+            ),
+            (
+                "ERROR: [Loader Message] vkCreateInstance: Found no drivers!",
+                Some(Severity::Error),
+            ),
         ] {
             assert_eq!(severity(line), want, "{line:?}");
         }

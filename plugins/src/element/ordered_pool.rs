@@ -23,7 +23,9 @@ pub trait Work: Send + 'static {
     fn run(&mut self, seq: u64, job: Self::Job) -> Result<Self::Output, Self::Error>;
 }
 
-/// How long a job took: from submission to delivery, and inside [`Work::run`].
+/// How long a job took: from submission until its result was ready in order (it and
+/// every earlier job finished; time spent waiting for the delivery, such as a sink
+/// that blocks until a frame's render time, does not count), and inside [`Work::run`].
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
     pub in_pool: Duration,
@@ -56,10 +58,12 @@ pub trait Delivery<T, E>: Send + Sync + 'static {
     fn fail(&self, error: JobError<E>);
 }
 
+/// A job's result, when it was submitted, how long it ran and when it finished.
 type Outcome<W> = (
     Result<<W as Work>::Output, JobError<<W as Work>::Error>>,
     Instant,
     Duration,
+    Instant,
 );
 
 struct Slots<W: Work> {
@@ -256,7 +260,9 @@ fn worker_loop<W: Work>(mut work: W, rx: Queue<W>, shared: Arc<Shared<W>>) {
             };
         let mut slots = shared.lock();
         let n = slots.results.len();
-        slots.results[(seq % n as u64) as usize] = Some((result, submitted, started.elapsed()));
+        let finished = Instant::now();
+        slots.results[(seq % n as u64) as usize] =
+            Some((result, submitted, finished - started, finished));
         shared.changed.notify_all();
     }
 }
@@ -274,6 +280,9 @@ fn output_loop<W: Work, D: Delivery<W::Output, W::Error>>(
     delivery: Arc<D>,
     size: usize,
 ) {
+    // When the previous job's result was ready: a result is ready in order once it and
+    // every earlier one finished.
+    let mut last_ready: Option<Instant> = None;
     loop {
         let (outcome, flushing) = {
             let mut slots = shared.lock();
@@ -290,14 +299,18 @@ fn output_loop<W: Work, D: Delivery<W::Output, W::Error>>(
         };
         let flow = match outcome {
             _ if flushing => Err(gst::FlowError::Flushing),
-            (Ok(output), submitted, running) => delivery.deliver(
-                output,
-                Timing {
-                    in_pool: submitted.elapsed(),
-                    running,
-                },
-            ),
-            (Err(error), _, _) => {
+            (Ok(output), submitted, running, finished) => {
+                let ready = last_ready.map_or(finished, |last| last.max(finished));
+                last_ready = Some(ready);
+                delivery.deliver(
+                    output,
+                    Timing {
+                        in_pool: ready.saturating_duration_since(submitted),
+                        running,
+                    },
+                )
+            }
+            (Err(error), _, _, _) => {
                 delivery.fail(error);
                 Err(gst::FlowError::Error)
             }
@@ -362,10 +375,15 @@ mod tests {
         failures: Mutex<Vec<String>>,
         /// Delivery answers this error from this job on.
         refuse_from: Option<(u64, gst::FlowError)>,
+        /// Each delivery takes this long (a sink waiting for a render time).
+        deliver_ms: u64,
+        timings: Mutex<Vec<Timing>>,
     }
 
     impl Delivery<u64, String> for Collect {
-        fn deliver(&self, seq: u64, _: Timing) -> Result<gst::FlowSuccess, gst::FlowError> {
+        fn deliver(&self, seq: u64, timing: Timing) -> Result<gst::FlowSuccess, gst::FlowError> {
+            std::thread::sleep(Duration::from_millis(self.deliver_ms));
+            self.timings.lock().unwrap().push(timing);
             self.delivered.lock().unwrap().push(seq);
             match self.refuse_from {
                 Some((from, e)) if seq >= from => Err(e),
@@ -485,6 +503,27 @@ mod tests {
         p.submit(|_| Job::Sleep(0)).unwrap();
         p.handle().drain();
         assert_eq!(p.submit(|_| Job::Sleep(0)), Err(gst::FlowError::NotLinked));
+    }
+
+    #[test]
+    fn waiting_for_the_delivery_does_not_count_as_time_in_the_pool() {
+        let out = Arc::new(Collect {
+            deliver_ms: 200,
+            ..Default::default()
+        });
+        let (mut p, _) = pool(2, out.clone());
+        for _ in 0..6 {
+            p.submit(|_| Job::Sleep(10)).unwrap();
+        }
+        p.handle().drain();
+        let timings = out.timings.lock().unwrap().clone();
+        assert_eq!(timings.len(), 6);
+        // Each job is ready about 10 ms after it is handed over; counting the wait for
+        // the delivery before it would make that about 200 ms.
+        for t in &timings {
+            assert!(t.in_pool < Duration::from_millis(150), "{timings:?}");
+            assert!(t.in_pool >= t.running, "{timings:?}");
+        }
     }
 
     #[test]
