@@ -133,6 +133,45 @@ fn make(factory: &str) -> Result<gst::Element, RecordingError> {
         .map_err(|_| RecordingError::MissingElement(factory.to_string()))
 }
 
+/// The encoding part every H.264 output shares (a recording, the RTSP stream):
+/// `videoconvert → 4:2:0 capsfilter → encoder`, set up from `[recording]`, unlinked.
+pub fn h264_encoder(
+    config: &RecordingConfig,
+    framerate: u32,
+) -> Result<[gst::Element; 3], RecordingError> {
+    let convert = make("videoconvert")?;
+    // 4:2:0, whatever the frames are: left alone, videoconvert hands x264enc its
+    // first format, Y444, and the file becomes H.264 High 4:4:4, which phones,
+    // browsers and most hardware decoders refuse. The list lets any encoder pick.
+    let chroma_420 = make("capsfilter")?;
+    chroma_420.set_property(
+        "caps",
+        gst_video::VideoCapsBuilder::new()
+            .format_list([
+                gst_video::VideoFormat::I420,
+                gst_video::VideoFormat::Nv12,
+                gst_video::VideoFormat::Yv12,
+                gst_video::VideoFormat::Nv21,
+            ])
+            .build(),
+    );
+    let encoder = make(&config.encoder)?;
+    if config.encoder == "x264enc" {
+        encoder.set_property_from_str("tune", "zerolatency");
+        encoder.set_property_from_str("speed-preset", "ultrafast");
+        encoder.set_property("bitrate", config.bitrate_kbps);
+        // A keyframe every half second, so every fragment decodes on its own soon and
+        // a stream client joining late gets a picture soon.
+        encoder.set_property("key-int-max", (framerate / 2).max(1));
+    } else if encoder.has_property("bitrate") {
+        tracing::info!(
+            encoder = config.encoder,
+            "not setting a bitrate: its unit differs between encoders"
+        );
+    }
+    Ok([convert, chroma_420, encoder])
+}
+
 impl Recorder {
     /// Starts a file at `path` and plugs it into `feed`.
     pub fn start(
@@ -151,35 +190,7 @@ impl Recorder {
         appsrc.set_property("max-time", gst::ClockTime::from_seconds(2).nseconds());
         appsrc.set_property_from_str("leaky-type", "downstream");
         let queue = make("queue")?;
-        let convert = make("videoconvert")?;
-        // 4:2:0, whatever the frames are: left alone, videoconvert hands x264enc its
-        // first format, Y444, and the file becomes H.264 High 4:4:4, which phones,
-        // browsers and most hardware decoders refuse. The list lets any encoder pick.
-        let chroma_420 = make("capsfilter")?;
-        chroma_420.set_property(
-            "caps",
-            gst_video::VideoCapsBuilder::new()
-                .format_list([
-                    gst_video::VideoFormat::I420,
-                    gst_video::VideoFormat::Nv12,
-                    gst_video::VideoFormat::Yv12,
-                    gst_video::VideoFormat::Nv21,
-                ])
-                .build(),
-        );
-        let encoder = make(&config.encoder)?;
-        if config.encoder == "x264enc" {
-            encoder.set_property_from_str("tune", "zerolatency");
-            encoder.set_property_from_str("speed-preset", "ultrafast");
-            encoder.set_property("bitrate", config.bitrate_kbps);
-            // A keyframe every half second, so every fragment decodes on its own soon.
-            encoder.set_property("key-int-max", (framerate / 2).max(1));
-        } else if encoder.has_property("bitrate") {
-            tracing::info!(
-                encoder = config.encoder,
-                "not setting a bitrate: its unit differs between encoders"
-            );
-        }
+        let [convert, chroma_420, encoder] = h264_encoder(config, framerate)?;
         let parse = make("h264parse")?;
         // A crash keeps everything older than about half a second: fragments and
         // clusters of a quarter second, each written out at once (below).
