@@ -36,6 +36,12 @@ struct Cli {
     /// Overrides recording.directory.
     #[arg(long)]
     recordings: Option<PathBuf>,
+    /// Overrides stream.enabled (the RTSP stream).
+    #[arg(long, value_parser = ["on", "off"])]
+    stream: Option<String>,
+    /// Overrides stream.port.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    stream_port: Option<u16>,
 }
 
 fn init_logging() {
@@ -66,6 +72,12 @@ fn load_config(cli: &Cli) -> Result<Config> {
     if let Some(dir) = &cli.recordings {
         config.recording.directory =
             std::path::absolute(dir).with_context(|| format!("--recordings {}", dir.display()))?;
+    }
+    if let Some(stream) = &cli.stream {
+        config.stream.enabled = stream == "on";
+    }
+    if let Some(port) = cli.stream_port {
+        config.stream.port = port;
     }
     Ok(config)
 }

@@ -25,6 +25,7 @@ pub struct Config {
     pub stylize: StylizeConfig,
     pub display: DisplayConfig,
     pub recording: RecordingConfig,
+    pub stream: StreamConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -83,6 +84,117 @@ pub struct RecordingConfig {
     pub bitrate_kbps: u32,
     /// Longest file, in seconds; a longer recording continues in a new file.
     pub max_file_seconds: u64,
+}
+
+/// `[stream]`: the RTSP server (src/daemon/stream.rs).
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    pub enabled: bool,
+    /// The address to listen on: an IPv4 or IPv6 address (`0.0.0.0`: every interface).
+    pub address: String,
+    pub port: u16,
+    /// The mount path, `rtsp://HOST:PORT/path`.
+    pub path: String,
+    /// Basic-auth credentials; both are required unless `allow_anonymous`.
+    pub username: String,
+    pub password: String,
+    pub allow_anonymous: bool,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            enabled: false,
+            address: "0.0.0.0".into(),
+            port: 8554,
+            path: "/stylize".into(),
+            username: String::new(),
+            password: String::new(),
+            allow_anonymous: false,
+        }
+    }
+}
+
+/// Never prints the password (a config may be logged at debug).
+impl std::fmt::Debug for StreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamConfig")
+            .field("enabled", &self.enabled)
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("path", &self.path)
+            .field("username", &self.username)
+            .field(
+                "password",
+                &if self.password.is_empty() { "" } else { "***" },
+            )
+            .field("allow_anonymous", &self.allow_anonymous)
+            .finish()
+    }
+}
+
+impl StreamConfig {
+    /// What is wrong with `[stream]`, as (key, problem): the shape of each value, and,
+    /// when enabled, that a client has to give credentials unless anonymous viewers are
+    /// allowed. Checked when the file is read and again after the command line
+    /// (`--stream on`) in [`Config::check_system`].
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if self.address.trim().parse::<std::net::IpAddr>().is_err() {
+            return Some((
+                "address",
+                format!(
+                    "{:?} is not an IP address: use 0.0.0.0 (every interface), :: or one \
+                     address of this machine",
+                    self.address
+                ),
+            ));
+        }
+        if self.port == 0 {
+            return Some(("port", "is 0, must be 1..=65535".into()));
+        }
+        let path_ok = self.path.len() > 1
+            && self.path.starts_with('/')
+            && self
+                .path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c));
+        if !path_ok {
+            return Some((
+                "path",
+                format!(
+                    "{:?} is not a mount path: use / and letters, digits, -, _, . or ~ \
+                     (for example /stylize)",
+                    self.path
+                ),
+            ));
+        }
+        if self.username.contains(':') || self.username.chars().any(char::is_control) {
+            return Some((
+                "username",
+                "may not hold ':' or control characters (basic authentication)".into(),
+            ));
+        }
+        if self.enabled && !self.allow_anonymous {
+            let missing = if self.username.is_empty() {
+                Some("username")
+            } else if self.password.is_empty() {
+                Some("password")
+            } else {
+                None
+            };
+            if let Some(key) = missing {
+                return Some((
+                    key,
+                    "is empty, and the stream is enabled: set stream.username and \
+                     stream.password (clients must give them), or set \
+                     stream.allow_anonymous = true to let anyone who can reach the port watch"
+                        .into(),
+                ));
+            }
+        }
+        None
+    }
 }
 
 impl Default for SourceConfig {
@@ -337,6 +449,16 @@ impl Config {
                 "must be an absolute path".into(),
             ));
         }
+        if let Some((key, problem)) = self.stream.problem() {
+            let mut error = invalid("stream", key, problem);
+            // A missing username or password has no line: name the one that enabled it.
+            if let ConfigError::Invalid { line: line @ 0, .. } = &mut error {
+                *line = keys
+                    .span_of("stream.enabled")
+                    .map_or(0, |span| line_at(text, span.start).0);
+            }
+            return Err(error);
+        }
         Ok(())
     }
 }
@@ -352,6 +474,10 @@ impl Config {
             field: field.into(),
             problem,
         };
+        // Again, after the command line: `--stream on` needs credentials too.
+        if let Some((key, problem)) = self.stream.problem() {
+            return Err(unusable(&format!("stream.{key}"), problem));
+        }
         let dir = &self.recording.directory;
         // The first part of the path that exists must be a folder: create_dir_all makes
         // the rest when a recording starts.
@@ -515,6 +641,60 @@ mod tests {
             StylizeConfig::default(),
             "the example shows the defaults"
         );
+    }
+
+    #[test]
+    fn the_stream_is_off_by_default_and_needs_credentials_or_anonymous() {
+        let example = include_str!("../../config/stylized.toml");
+        let c = Config::parse(example, Path::new("stylized.toml")).unwrap();
+        assert_eq!(
+            c.stream,
+            StreamConfig {
+                username: "viewer".into(),
+                ..StreamConfig::default()
+            },
+            "the example shows the defaults, with a username to fill the password in for"
+        );
+        let text = "[source]\ninput = \"test\"\n\n[stream]\nenabled = true\n";
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 5"), "{e}");
+        assert!(e.contains("`stream.username` is empty"), "{e}");
+        assert!(e.contains("allow_anonymous = true"), "{e}");
+        let text = "[stream]\nenabled = true\nusername = \"v\"\npassword = \"\"\n";
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4: `stream.password` is empty"), "{e}");
+        let ok = "[stream]\nenabled = true\nusername = \"v\"\npassword = \"p\"\n";
+        assert!(Config::parse(ok, Path::new("c.toml")).is_ok());
+        let anonymous = "[stream]\nenabled = true\nallow_anonymous = true\n";
+        assert!(Config::parse(anonymous, Path::new("c.toml")).is_ok());
+        // Disabled, nothing is required; the overrides are checked again at start.
+        let mut c = Config::parse("[stream]\nenabled = false\n", Path::new("c.toml")).unwrap();
+        c.stream.enabled = true;
+        let e = c.check_system(Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("`stream.username` is empty"), "{e}");
+        for (bad, key) in [
+            ("address = \"everywhere\"", "stream.address"),
+            ("port = 0", "stream.port"),
+            ("port = 70000", "stream.port"),
+            ("path = \"stylize\"", "stream.path"),
+            ("path = \"/a b\"", "stream.path"),
+            ("username = \"a:b\"", "stream.username"),
+        ] {
+            let e = Config::parse(&format!("[stream]\n{bad}\n"), Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("line 2"), "{bad}: {e}");
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+        let secret = StreamConfig {
+            password: "hunter2".into(),
+            ..StreamConfig::default()
+        };
+        assert!(!format!("{secret:?}").contains("hunter2"));
     }
 
     #[test]
