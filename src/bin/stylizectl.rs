@@ -142,6 +142,8 @@ async fn run(cli: &Cli) -> Result<()> {
                 "frames": proxy.frames().await?,
                 "recording": proxy.recording().await?,
                 "recording_path": proxy.recording_path().await?,
+                "stream_url": proxy.stream_url().await?,
+                "stream_clients": proxy.stream_clients().await?,
             });
             let mut human = String::new();
             if let Some(map) = status.as_object() {

@@ -43,6 +43,10 @@ pub struct Status {
     pub frames: u64,
     pub recording: bool,
     pub recording_path: String,
+    /// `rtsp://HOST:PORT/path` while the RTSP stream is served; empty otherwise.
+    pub stream_url: String,
+    /// RTSP clients with a session open.
+    pub stream_clients: u32,
 }
 
 /// Why a control request failed. This is the one error type of the D-Bus interface:

@@ -173,6 +173,19 @@ impl Stylized {
     async fn recording_path(&self) -> String {
         self.status().recording_path
     }
+
+    /// `rtsp://HOST:PORT/path` (without credentials) while the RTSP stream is served;
+    /// empty when it is off or could not start.
+    #[zbus(property)]
+    async fn stream_url(&self) -> String {
+        self.status().stream_url
+    }
+
+    /// RTSP clients with a session open.
+    #[zbus(property)]
+    async fn stream_clients(&self) -> u32 {
+        self.status().stream_clients
+    }
 }
 
 /// Emits PropertiesChanged for whatever the pipeline task changed, and the
@@ -206,6 +219,8 @@ pub async fn forward_changes(
                 if now.inference_ms != previous.inference_ms { ctl.inference_ms_changed(e).await?; }
                 if now.recording != previous.recording { ctl.recording_changed(e).await?; }
                 if now.recording_path != previous.recording_path { ctl.recording_path_changed(e).await?; }
+                if now.stream_url != previous.stream_url { ctl.stream_url_changed(e).await?; }
+                if now.stream_clients != previous.stream_clients { ctl.stream_clients_changed(e).await?; }
                 previous = now;
             }
             event = events.recv() => match event {

@@ -14,3 +14,4 @@ pub mod health;
 pub mod pipeline;
 pub mod recording;
 pub mod snapshot;
+pub mod stream;

@@ -16,6 +16,7 @@ use crate::display::{self, Display, DisplaySlot, KmsOutput, Session};
 use crate::health::Health;
 use crate::recording::{existing_file_of, segment_path, FeedSlot, Progress, Recording};
 use crate::snapshot;
+use crate::stream::{Stream, StreamFeed};
 use stylize::store::Store;
 
 const TICK: Duration = Duration::from_millis(100);
@@ -77,6 +78,8 @@ pub struct PipelineTask {
     display_slot: DisplaySlot,
     display_fault: String,
     display_retry_at: Option<Instant>,
+    stream: Option<Stream>,
+    stream_feed: StreamFeed,
 }
 
 impl PipelineTask {
@@ -112,6 +115,8 @@ impl PipelineTask {
             display_slot: Default::default(),
             display_fault: String::new(),
             display_retry_at: None,
+            stream: None,
+            stream_feed: StreamFeed::default(),
         }
     }
 
@@ -121,6 +126,7 @@ impl PipelineTask {
         mut shutdown: watch::Receiver<bool>,
     ) {
         self.open_display();
+        self.start_stream();
         self.start();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -231,6 +237,7 @@ impl PipelineTask {
         let last_sample = self.last_sample.clone();
         let feed = self.feed.clone();
         let display_slot = self.display_slot.clone();
+        let stream_feed = self.stream_feed.clone();
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
@@ -239,6 +246,7 @@ impl PipelineTask {
                         feed.push(&sample);
                     }
                     display::feed(&display_slot, &sample);
+                    stream_feed.push(&sample);
                     *last_sample.lock().unwrap_or_else(|e| e.into_inner()) = Some(sample);
                     Ok(gst::FlowSuccess::Ok)
                 })
@@ -310,6 +318,39 @@ impl PipelineTask {
             }
         }
         self.update_rates();
+        self.update_stream_clients();
+    }
+
+    /// The RTSP stream, when enabled. It outlives camera pipeline rebuilds (its clients
+    /// just get no frames meanwhile). One that cannot listen is logged, and the camera,
+    /// the display and recordings go on without it; StreamUrl stays empty.
+    fn start_stream(&mut self) {
+        let c = &self.config;
+        if !c.stream.enabled {
+            return;
+        }
+        match Stream::start(
+            &c.stream,
+            &c.recording,
+            c.source.framerate,
+            &self.stream_feed,
+        ) {
+            Ok(stream) => {
+                let url = stream.url().to_string();
+                self.status.send_modify(|s| s.stream_url = url);
+                self.stream = Some(stream);
+            }
+            Err(e) => tracing::error!(error = %e, "no RTSP stream"),
+        }
+    }
+
+    fn update_stream_clients(&mut self) {
+        let clients = self.stream.as_ref().map_or(0, Stream::clients);
+        self.status.send_if_modified(|s| {
+            let changed = s.stream_clients != clients;
+            s.stream_clients = clients;
+            changed
+        });
     }
 
     fn poll_bus(&mut self) {
@@ -603,6 +644,7 @@ impl PipelineTask {
         if let Some(display) = self.display.take() {
             display.close(&self.display_slot);
         }
+        self.stream = None;
     }
 
     /// Opens the configured display, if any. A display that does not open is a fault
