@@ -10,7 +10,7 @@ sysroot=${1:-target/arm64-sysroot}
 apt_root=target/arm64-apt
 packages=(
   libc6 libstdc++6 libgcc-s1
-  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 )
 stamp="$sysroot/.packages"

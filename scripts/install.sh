@@ -52,8 +52,10 @@ if [ "$models" = 1 ]; then
   for m in models/cache/*.tflite; do install -Dm0644 "$m" "$(d /var/lib/stylize/models/$(basename "$m"))"; done
 fi
 install -Dm0644 README.md "$(d /usr/share/doc/stylize/README.md)"
+# 0640: the config may hold the RTSP stream's password ([stream]); the group stylize
+# (the daemon) reads it, once the group exists (below, or the package's postinst).
 if [ ! -e "$(d /etc/stylized/config.toml)" ]; then
-  install -Dm0644 config/stylized.toml "$(d /etc/stylized/config.toml)"
+  install -Dm0640 config/stylized.toml "$(d /etc/stylized/config.toml)"
 fi
 install -Dm0644 systemd/stylized.service "$(d /lib/systemd/system/stylized.service)"
 install -Dm0644 systemd/io.github.stylize.Stylized1.conf "$(d /usr/share/dbus-1/system.d/io.github.stylize.Stylized1.conf)"
@@ -62,6 +64,8 @@ if [ -z "$destdir" ]; then
   getent group stylize >/dev/null || groupadd --system stylize
   getent passwd stylize >/dev/null || useradd --system --gid stylize --groups video \
     --home-dir /var/lib/stylized --no-create-home --shell /usr/sbin/nologin stylize
+  chown root:stylize /etc/stylized/config.toml
+  chmod 0640 /etc/stylized/config.toml
   if [ -d /run/systemd/system ]; then
     systemctl daemon-reload
     systemctl reload dbus 2>/dev/null || true

@@ -22,6 +22,8 @@ APT_PACKAGES=(
   # Cameras and displays on boards: libcamerasrc (Raspberry Pi CSI cameras), and for the
   # display tests a virtual X server (Xvfb) and xwd to capture its screen.
   gstreamer1.0-libcamera xvfb x11-apps
+  # The RTSP stream (gst-rtsp-server).
+  gstreamer1.0-rtsp libgstrtspserver-1.0-dev
 )
 
 scripts/apt-ensure.sh "${APT_PACKAGES[@]}"

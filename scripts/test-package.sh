@@ -45,6 +45,10 @@ grep -q "lib/x86_64-linux-gnu/gstreamer-1.0/libgststylize.so" <<<"$inspect"
 say "systemd-analyze verify /lib/systemd/system/stylized.service"
 systemd-analyze verify /lib/systemd/system/stylized.service
 id stylize
+# The config may hold the RTSP stream's password.
+owner=$(stat -c '%U:%G %a' /etc/stylized/config.toml)
+[ "$owner" = "root:stylize 640" ] \
+  || { echo "test-package: /etc/stylized/config.toml is $owner, not root:stylize 640" >&2; exit 1; }
 
 say "stylize-models verify (models fetched by the postinst)"
 stylize-models verify
