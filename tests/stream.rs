@@ -112,6 +112,10 @@ impl Daemon {
     }
 
     fn start_at(bus: &Bus, width: u32, height: u32, bitrate_kbps: u32) -> Daemon {
+        Daemon::start_on(bus, width, height, bitrate_kbps, free_port())
+    }
+
+    fn start_on(bus: &Bus, width: u32, height: u32, bitrate_kbps: u32, port: u16) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         let text = CONFIG
@@ -119,7 +123,6 @@ impl Daemon {
             .replace("@HEIGHT@", &height.to_string())
             .replace("@BITRATE@", &bitrate_kbps.to_string());
         std::fs::write(&config, text).unwrap();
-        let port = free_port();
         let child = our_binary(env!("CARGO_BIN_EXE_stylized"))
             .arg("--session")
             .arg("--config")
@@ -959,6 +962,24 @@ fn stream_latency_from_push_to_decoded_frame() {
         at(1.0),
         decoded.len(),
         pushed.len()
+    );
+}
+
+#[test]
+fn a_stream_that_cannot_listen_leaves_the_camera_and_dbus_running() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let bus = Bus::start();
+    let d = Daemon::start_on(&bus, 160, 120, 4000, port);
+    let p = d.proxy();
+    assert_eq!(p.stream_url().unwrap(), "");
+    assert_eq!(p.stream_clients().unwrap(), 0);
+    let before = d.frames();
+    assert!(wait_for(Duration::from_secs(10), || d.frames() >= before + 10));
+    let log = d.log();
+    assert!(
+        log.contains("no RTSP stream") && log.contains(&format!("port {port}")),
+        "{log}"
     );
 }
 
