@@ -205,10 +205,28 @@ impl Stream {
         });
         // One media, one encoder, for every client.
         factory.set_shared(true);
+        // A media that ends (its last client left) lets go of its appsrc, unless a newer
+        // media has already taken the slot.
         let slot = feed.clone();
         factory.connect_media_configure(move |_, media| {
-            let slot = slot.clone();
-            media.connect_unprepared(move |_| *slot.slot() = None);
+            let Some(ours) = media
+                .element()
+                .downcast::<gst::Bin>()
+                .ok()
+                .and_then(|bin| bin.by_name("frames"))
+            else {
+                return;
+            };
+            let (slot, ours) = (slot.clone(), ours.downgrade());
+            media.connect_unprepared(move |_| {
+                let mut slot = slot.slot();
+                let current = slot
+                    .as_ref()
+                    .map(|a| a.upcast_ref::<gst::Element>().clone());
+                if current.is_some() && current == ours.upgrade() {
+                    *slot = None;
+                }
+            });
         });
 
         let server = gst_rtsp_server::RTSPServer::new();
