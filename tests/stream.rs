@@ -445,12 +445,20 @@ fn an_authorised_client_decodes_frames_and_the_status_shows_the_stream() {
         "{human}"
     );
 
-    // A client that leaves (TEARDOWN) is no longer counted.
+    // A client that leaves (TEARDOWN) is no longer counted, and the next one gets a
+    // new media (the last one ended with its last client).
     drop(client);
     assert!(
         wait_for(Duration::from_secs(10), || p.stream_clients().unwrap() == 0),
         "still {} clients",
         p.stream_clients().unwrap()
+    );
+    let again = Client::start(&d.url(Some((USER, PASSWORD))), "udp+tcp");
+    assert!(
+        again.wait_frames(10, Duration::from_secs(30)),
+        "a client after the first left: {} frames, {:?}",
+        again.frames(),
+        again.errors()
     );
 }
 
