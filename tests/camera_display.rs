@@ -9,10 +9,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use gst::prelude::*;
 use stylized::dbus::StylizedProxyBlocking;
 
 const CONFIG: &str = r#"
@@ -30,17 +29,6 @@ inference_size = 128
 enabled = true
 sink = "auto"
 "#;
-
-fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
 
 /// A child process killed on drop (dbus-daemon, Xvfb, the daemon).
 struct Killed(Child);
@@ -161,27 +149,8 @@ impl Daemon {
 
 /// Frames decoded from a recording, and the decoder's errors.
 fn decoded_frames(path: &Path) -> (u64, Vec<String>) {
-    init();
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! decodebin ! fakesink name=sink sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let c = count.clone();
-    pipeline
-        .by_name("sink")
-        .unwrap()
-        .static_pad("sink")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
-        });
-    let out = drive(&pipeline, None, |_| {});
-    (count.load(std::sync::atomic::Ordering::Relaxed), out.errors)
+    let d = decode_file(path);
+    (d.frames, d.errors)
 }
 
 /// On a machine with no display at all the daemon, told to show the stream, stays up,

@@ -8,7 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use gst::prelude::*;
 use stylized::control::ControlError;
 use stylized::dbus::StylizedProxyBlocking;
 
@@ -26,61 +25,6 @@ inference_size = 128
 [display]
 enabled = false
 "#;
-
-/// A private dbus-daemon, killed on drop.
-struct Bus {
-    child: Child,
-    dir: tempfile::TempDir,
-    address: String,
-}
-
-impl Bus {
-    fn start(config_xml: Option<&str>) -> Bus {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("bus");
-        let address = format!("unix:path={}", socket.display());
-        let mut cmd = Command::new("dbus-daemon");
-        cmd.arg("--nofork");
-        match config_xml {
-            Some(xml) => {
-                let file = dir.path().join("bus.conf");
-                std::fs::write(&file, xml.replace("@ADDRESS@", &address)).unwrap();
-                cmd.arg(format!("--config-file={}", file.display()));
-            }
-            None => {
-                cmd.args(["--session", &format!("--address={address}")]);
-            }
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon runs (apt package dbus-daemon)");
-        wait_for(Duration::from_secs(10), || socket.exists());
-        Bus {
-            child,
-            dir,
-            address,
-        }
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
 
 struct Daemon {
     child: Option<Child>,
@@ -187,33 +131,8 @@ fn dbus_error_name(e: &ControlError) -> String {
 
 /// Decodes a recording: (frames, media time of the last frame plus one frame, errors).
 fn decode(path: &Path) -> (u64, f64, Vec<String>) {
-    init();
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! decodebin ! fakesink name=sink sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline.by_name("sink").unwrap();
-    let stats = std::sync::Arc::new(std::sync::Mutex::new((0u64, 0u64, 0u64)));
-    let s = stats.clone();
-    sink.static_pad("sink")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(buffer) = info.buffer() {
-                let mut st = s.lock().unwrap();
-                st.0 += 1;
-                let end = buffer.pts().map(|p| p.nseconds()).unwrap_or(0)
-                    + buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
-                st.1 = st.1.max(end);
-                st.2 = buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
-            }
-            gst::PadProbeReturn::Ok
-        });
-    let out = drive(&pipeline, None, |_| {});
-    let (frames, end, _) = *stats.lock().unwrap();
-    (frames, end as f64 / 1e9, out.errors)
+    let d = decode_file(path);
+    (d.frames, d.seconds, d.errors)
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,51 +50,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
-}
-
-fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// A private dbus-daemon, killed on drop.
-struct Bus {
-    child: Child,
-    _dir: tempfile::TempDir,
-    address: String,
-}
-
-impl Bus {
-    fn start() -> Bus {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("bus");
-        let address = format!("unix:path={}", socket.display());
-        let child = Command::new("dbus-daemon")
-            .args(["--nofork", "--session", &format!("--address={address}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon runs (apt package dbus-daemon)");
-        assert!(wait_for(Duration::from_secs(10), || socket.exists()));
-        Bus {
-            child,
-            _dir: dir,
-            address,
-        }
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `stylized --stream on --stream-port PORT` with [`CONFIG`] at 160x120.
@@ -366,32 +321,13 @@ fn basic(user: &str, password: &str) -> String {
 
 /// Decodes a recording: (frames, errors).
 fn decode(path: &Path) -> (u64, Vec<String>) {
-    init();
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! decodebin ! fakesink name=sink sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let frames = Arc::new(AtomicU64::new(0));
-    let count = frames.clone();
-    pipeline
-        .by_name("sink")
-        .unwrap()
-        .static_pad("sink")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            count.fetch_add(1, Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
-        });
-    let out = drive(&pipeline, None, |_| {});
-    (frames.load(Ordering::Relaxed), out.errors)
+    let d = decode_file(path);
+    (d.frames, d.errors)
 }
 
 #[test]
 fn an_authorised_client_decodes_frames_and_the_status_shows_the_stream() {
-    let bus = Bus::start();
+    let bus = Bus::start(None);
     let d = Daemon::start(&bus);
     let p = d.proxy();
     let url = format!("rtsp://127.0.0.1:{}/stylize", d.port);
@@ -464,7 +400,7 @@ fn an_authorised_client_decodes_frames_and_the_status_shows_the_stream() {
 
 #[test]
 fn clients_without_or_with_wrong_credentials_get_401_and_no_frames() {
-    let bus = Bus::start();
+    let bus = Bus::start(None);
     let d = Daemon::start(&bus);
     let url = d.url(None);
 
@@ -529,7 +465,7 @@ fn clients_without_or_with_wrong_credentials_get_401_and_no_frames() {
 
 #[test]
 fn two_clients_at_once_both_get_frames() {
-    let bus = Bus::start();
+    let bus = Bus::start(None);
     let d = Daemon::start(&bus);
     let url = d.url(Some((USER, PASSWORD)));
     let a = Client::start(&url, "udp+tcp");
@@ -632,7 +568,7 @@ impl Stalled {
 /// stream heavy enough that the server has to drop the client.)
 #[test]
 fn a_client_that_stops_reading_stalls_neither_the_camera_nor_a_recording() {
-    let bus = Bus::start();
+    let bus = Bus::start(None);
     let d = Daemon::start_at(&bus, 640, 480, 4000);
     let p = d.proxy();
     let stalled = Stalled::start(d.port);
@@ -977,7 +913,7 @@ fn stream_latency_from_push_to_decoded_frame() {
 fn a_stream_that_cannot_listen_leaves_the_camera_and_dbus_running() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let bus = Bus::start();
+    let bus = Bus::start(None);
     let d = Daemon::start_on(&bus, 160, 120, 4000, port);
     let p = d.proxy();
     assert_eq!(p.stream_url().unwrap(), "");

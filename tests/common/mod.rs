@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests: paths, the reference implementation,
-//! pipelines with appsrc/appsink, and image comparison.
+//! pipelines with appsrc/appsink, image comparison, a private D-Bus and decoding a
+//! recording.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -411,4 +412,107 @@ pub fn compare_with_reference(
         psnr(&expected, &Rgb::from_sample(&out.samples[0])),
         out.warnings,
     )
+}
+
+/// Polls `ok` every 50 ms for up to `limit`; true once it holds.
+pub fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < until {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A private dbus-daemon, killed on drop: a session bus, or one with its own config
+/// (`@ADDRESS@` in it is replaced by the bus address).
+pub struct Bus {
+    child: std::process::Child,
+    pub dir: tempfile::TempDir,
+    pub address: String,
+}
+
+impl Bus {
+    pub fn start(config_xml: Option<&str>) -> Bus {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bus");
+        let address = format!("unix:path={}", socket.display());
+        let mut cmd = Command::new("dbus-daemon");
+        cmd.arg("--nofork");
+        match config_xml {
+            Some(xml) => {
+                let file = dir.path().join("bus.conf");
+                std::fs::write(&file, xml.replace("@ADDRESS@", &address)).unwrap();
+                cmd.arg(format!("--config-file={}", file.display()));
+            }
+            None => {
+                cmd.args(["--session", &format!("--address={address}")]);
+            }
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dbus-daemon runs (apt package dbus-daemon)");
+        assert!(
+            wait_for(Duration::from_secs(10), || socket.exists()),
+            "dbus-daemon did not make its socket"
+        );
+        Bus {
+            child,
+            dir,
+            address,
+        }
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What decoding a recording gave.
+pub struct Decoded {
+    pub frames: u64,
+    /// The end of the last frame (PTS + duration), in seconds.
+    pub seconds: f64,
+    pub errors: Vec<String>,
+}
+
+/// Decodes a recording with `decodebin`, counting the frames.
+pub fn decode_file(path: &Path) -> Decoded {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! decodebin ! fakesink name=sink sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline.by_name("sink").unwrap();
+    let stats = std::sync::Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    let s = stats.clone();
+    sink.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(buffer) = info.buffer() {
+                let mut st = s.lock().unwrap();
+                st.0 += 1;
+                let end = buffer.pts().map(|p| p.nseconds()).unwrap_or(0)
+                    + buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
+                st.1 = st.1.max(end);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    let out = drive(&pipeline, None, |_| {});
+    let (frames, end) = *stats.lock().unwrap();
+    Decoded {
+        frames,
+        seconds: end as f64 / 1e9,
+        errors: out.errors,
+    }
 }
