@@ -12,6 +12,8 @@ packages=(
   libc6 libstdc++6 libgcc-s1
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  # x264enc, as on a board with the package's Recommends (recordings, the stream, tests).
+  gstreamer1.0-plugins-ugly
 )
 stamp="$sysroot/.packages"
 layout=2  # bump when the unpacking below changes

@@ -177,7 +177,13 @@ fn add(
                 store.upsert(style);
             }
             Err(e) if batch => {
-                bar.suspend(|| eprintln!("stylize-store: skipped {}: {e:#}", path.display()));
+                bar.suspend(|| {
+                    eprintln!(
+                        "stylize-store: skipped {}: {}",
+                        path.display(),
+                        stylized::report::one_line(e.chain())
+                    )
+                });
                 skipped.push(path.display().to_string());
             }
             Err(e) => return Err(e),

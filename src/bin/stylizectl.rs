@@ -73,7 +73,7 @@ async fn main() {
             ),
             Some(zbus::Error::FDO(fdo)) => eprintln!("stylizectl: {fdo}"),
             Some(bus) => eprintln!("stylizectl: {bus}"),
-            None => eprintln!("stylizectl: {e:#}"),
+            None => eprintln!("stylizectl: {}", stylized::report::one_line(e.chain())),
         }
         std::process::exit(1);
     }

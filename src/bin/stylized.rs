@@ -90,8 +90,9 @@ async fn main() {
         // Exit at once: everything that needed a clean stop has stopped.
         Ok(()) => std::process::exit(0),
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("stylized: {e:#}");
+            let line = stylized::report::one_line(e.chain());
+            tracing::error!("{line}");
+            eprintln!("stylized: {line}");
             std::process::exit(1);
         }
     }
@@ -115,9 +116,11 @@ async fn run(cli: Cli) -> Result<()> {
     }
     gst::init().context("GStreamer does not initialise")?;
     gststylize::register_static().context("registering the stylize element")?;
-    // What would otherwise fail only at the first StartRecording: the folder (perhaps
-    // from --recordings) and the encoder element.
-    config.check_system(&cli.config)?;
+    // What would otherwise show only at the first StartRecording (the folder, perhaps
+    // from --recordings, and the encoder element) is said now; the camera still runs.
+    for warning in config.check_system(&cli.config)? {
+        tracing::warn!("{warning}");
+    }
 
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (events_tx, events_rx) = broadcast::channel(16);

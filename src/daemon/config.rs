@@ -464,11 +464,14 @@ impl Config {
 }
 
 impl Config {
-    /// Checks, at daemon start, what only this system can tell and what would otherwise
-    /// fail at the first StartRecording: the recordings folder can be a folder, and the
-    /// encoder element is installed. Needs `gst::init`. `path` is the config file, for
-    /// the message.
-    pub fn check_system(&self, path: &Path) -> Result<(), ConfigError> {
+    /// Checks, at daemon start, what only this system can tell. A stream enabled without
+    /// credentials is an error. What would otherwise fail only at the first
+    /// StartRecording (the recordings folder is a file, the encoder element is not
+    /// installed) comes back as warnings for the log: the camera, the display and the
+    /// stream still run, and StartRecording names the same problem. (A board installed
+    /// without the package's Recommends has no x264enc, and must still show its
+    /// camera.) Needs `gst::init`. `path` is the config file, for the messages.
+    pub fn check_system(&self, path: &Path) -> Result<Vec<ConfigError>, ConfigError> {
         let unusable = |field: &str, problem: String| ConfigError::Unusable {
             path: path.to_path_buf(),
             field: field.into(),
@@ -478,6 +481,7 @@ impl Config {
         if let Some((key, problem)) = self.stream.problem() {
             return Err(unusable(&format!("stream.{key}"), problem));
         }
+        let mut warnings = Vec::new();
         let dir = &self.recording.directory;
         // The first part of the path that exists must be a folder: create_dir_all makes
         // the rest when a recording starts.
@@ -497,20 +501,26 @@ impl Config {
                         existing.display()
                     )
                 };
-                return Err(unusable("recording.directory", problem));
+                warnings.push(unusable("recording.directory", problem));
             }
         }
         let encoder = self.recording.encoder.trim();
         if gst::ElementFactory::find(encoder).is_none() {
-            return Err(unusable(
+            let package = if encoder == "x264enc" {
+                " (Debian: gstreamer1.0-plugins-ugly)"
+            } else {
+                ""
+            };
+            warnings.push(unusable(
                 "recording.encoder",
                 format!(
-                    "{encoder:?} is not an installed GStreamer element: install the plugin \
-                     that has it (`gst-inspect-1.0 {encoder}` tells) or use x264enc"
+                    "{encoder:?} is not an installed GStreamer element, so recordings and \
+                     the stream cannot start: install the plugin that has it{package} or set \
+                     another H.264 encoder (`gst-inspect-1.0 | grep -i h264` lists them)"
                 ),
             ));
         }
-        Ok(())
+        Ok(warnings)
     }
 }
 
@@ -912,21 +922,26 @@ mod tests {
         let path = Path::new("c.toml");
         let mut c = Config::default();
         c.recording.directory = dir.path().join("new/recordings");
-        c.check_system(path).unwrap();
+        assert!(c.check_system(path).unwrap().is_empty());
+        let warning = |c: &Config| {
+            let warnings = c.check_system(path).expect("a warning, not an error");
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            warnings[0].to_string()
+        };
 
         c.recording.directory = file.clone();
-        let e = c.check_system(path).unwrap_err().to_string();
+        let e = warning(&c);
         assert!(
             e.contains("`recording.directory`") && e.contains("is a file, not a folder"),
             "{e}"
         );
         c.recording.directory = file.join("inside");
-        let e = c.check_system(path).unwrap_err().to_string();
+        let e = warning(&c);
         assert!(e.contains(&format!("{} is a file", file.display())), "{e}");
 
         c.recording.directory = dir.path().to_path_buf();
         c.recording.encoder = "x265nosuchenc".into();
-        let e = c.check_system(path).unwrap_err().to_string();
+        let e = warning(&c);
         assert!(
             e.contains(
                 "`recording.encoder` \"x265nosuchenc\" is not an installed GStreamer element"

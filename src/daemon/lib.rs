@@ -13,5 +13,6 @@ pub mod display;
 pub mod health;
 pub mod pipeline;
 pub mod recording;
+pub mod report;
 pub mod snapshot;
 pub mod stream;
