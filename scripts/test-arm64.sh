@@ -61,9 +61,9 @@ run "core unit tests" -p stylize --lib
 run "element unit tests" -p gst-plugin-stylize --lib
 run "LiteRT ABI" --test litert_abi
 run "model patching" --test tflite_patch
-# All but the host's gst-launch-1.0 line: an x86 program cannot load an arm64 plugin.
-# gst_launch tests run an x86 gst-launch-1.0; the interlaced H.264 file needs an H.264
-# decoder, which the arm64 sysroot does not carry (gstreamer1.0-libav pulls in FFmpeg).
+# The gst_launch tests run the host's gst-launch-1.0, which cannot load an arm64 plugin;
+# the interlaced H.264 file needs an H.264 decoder, which the arm64 sysroot does not
+# carry (gstreamer1.0-libav pulls in FFmpeg).
 run "element pipelines" --test element -- --skip gst_launch --skip an_interlaced_h264_file
 run "fidelity at the inference size" --test fidelity -- at_the_inference_size
 run "daemon smoke test" --test daemon -- --exact set_style_changes_the_property_and_the_frames_and_list_matches_the_store

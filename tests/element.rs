@@ -445,9 +445,9 @@ fn gst_launch_error_headlines_state_the_cause() {
     }
 }
 
-/// Stylizes one RGB frame pushed with `caps` (deflicker off, on the CPU); returns the
-/// output sample.
-fn stylize_one(img: &Rgb, caps: &gst::Caps) -> gst::Sample {
+/// Stylizes one RGB frame pushed with `caps` and the video `flags` (deflicker off, on
+/// the CPU); returns the output sample.
+fn stylize_one(img: &Rgb, caps: &gst::Caps, flags: gst_video::VideoBufferFlags) -> gst::Sample {
     let (pipeline, sink) = launch(
         "appsrc name=src format=time ! stylize deflicker=0 accelerator=cpu ! appsink name=sink",
     );
@@ -457,7 +457,12 @@ fn stylize_one(img: &Rgb, caps: &gst::Caps) -> gst::Sample {
         .downcast::<gst_app::AppSrc>()
         .unwrap();
     src.set_caps(Some(caps));
-    src.push_buffer(rgb_buffer(img, 0, 25)).unwrap();
+    let mut buffer = rgb_buffer(img, 0, 25);
+    {
+        use gst_video::prelude::*;
+        buffer.get_mut().unwrap().set_video_flags(flags);
+    }
+    src.push_buffer(buffer).unwrap();
     src.end_of_stream().unwrap();
     let mut out = drive(&pipeline, Some(&sink), |_| {});
     assert!(out.errors.is_empty(), "{caps}: {:?}", out.errors);
@@ -470,6 +475,7 @@ fn stylize_one(img: &Rgb, caps: &gst::Caps) -> gst::Sample {
 /// comes first, never as the comb of both; the output says it is progressive.
 #[test]
 fn interlaced_frames_are_deinterlaced_before_the_network_sees_them() {
+    init();
     let (w, h) = (320, 240);
     let top = content_photo("tiger.jpg", Some((w, h)));
     let bottom = content_photo("golden_gate.jpg", Some((w, h)));
@@ -479,7 +485,13 @@ fn interlaced_frames_are_deinterlaced_before_the_network_sees_them() {
             .copy_from_slice(&bottom.data[y * w * 3..(y + 1) * w * 3]);
     }
     let progressive = rgb_caps(w, h, 25);
-    let painted = |img: &Rgb| Rgb::from_sample(&stylize_one(img, &progressive));
+    let painted = |img: &Rgb| {
+        Rgb::from_sample(&stylize_one(
+            img,
+            &progressive,
+            gst_video::VideoBufferFlags::empty(),
+        ))
+    };
     let (top_painted, bottom_painted, comb_painted) =
         (painted(&top), painted(&bottom), painted(&combed));
     for (order, mode, first) in [
@@ -490,32 +502,13 @@ fn interlaced_frames_are_deinterlaced_before_the_network_sees_them() {
         let mut caps = progressive.copy();
         caps.make_mut().set("interlace-mode", mode);
         caps.make_mut().set("field-order", order);
-        let sample = if mode == "mixed" {
-            // In a mixed stream, the buffer says whether the frame is interlaced.
-            let (pipeline, sink) = launch(
-                "appsrc name=src format=time ! stylize deflicker=0 accelerator=cpu ! appsink name=sink",
-            );
-            let src = pipeline
-                .by_name("src")
-                .unwrap()
-                .downcast::<gst_app::AppSrc>()
-                .unwrap();
-            src.set_caps(Some(&caps));
-            let mut buffer = rgb_buffer(&combed, 0, 25);
-            {
-                use gst_video::prelude::*;
-                buffer.get_mut().unwrap().set_video_flags(
-                    gst_video::VideoBufferFlags::INTERLACED | gst_video::VideoBufferFlags::TFF,
-                );
-            }
-            src.push_buffer(buffer).unwrap();
-            src.end_of_stream().unwrap();
-            let mut out = drive(&pipeline, Some(&sink), |_| {});
-            assert!(out.errors.is_empty(), "{caps}: {:?}", out.errors);
-            out.samples.remove(0)
+        // In a mixed stream, the buffer says whether the frame is interlaced.
+        let flags = if mode == "mixed" {
+            gst_video::VideoBufferFlags::INTERLACED | gst_video::VideoBufferFlags::TFF
         } else {
-            stylize_one(&combed, &caps)
+            gst_video::VideoBufferFlags::empty()
         };
+        let sample = stylize_one(&combed, &caps, flags);
         let out_caps = sample.caps().unwrap().structure(0).unwrap().to_owned();
         assert_eq!(
             out_caps
